@@ -1,0 +1,21 @@
+//! # nokv-core
+//!
+//! The core of NoKV, a copy-on-write workspace filesystem. It owns the metadata model
+//! (layers, versions, workspaces), the POSIX operation set both frontends call, and the data
+//! path (4 MiB immutable blocks in an object store). It knows nothing of FUSE or NFS.
+//!
+//! Layout:
+//! - [`store`]: the `MetaStore` trait and its holt / in-memory implementations.
+//! - [`object`]: the `ObjectStore` trait over OpenDAL (fs, s3) and an in-memory one.
+//! - `meta`: key codec, record encodings, group commit, layer-chain reads.
+//! - `data`: write sessions, block cache, reads.
+//! - `fs`: the POSIX operation set ([`Fs`]).
+//! - `volume`: opening a data directory (lock, config, stores).
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod object;
+pub mod store;
+
+pub use error::{ErrorKind, FsError, Result};

@@ -1,0 +1,1 @@
+//! Conformance suite for every [`super::MetaStore`] (to be written).
