@@ -10,12 +10,22 @@
 //! - `meta`: key codec, record encodings, group commit, layer-chain reads.
 //! - `data`: write sessions, block cache, reads.
 //! - `fs`: the POSIX operation set ([`Fs`]).
-//! - `volume`: opening a data directory (lock, config, stores).
+//! - `volume`: opening a data directory (lock, volume id, stores): [`Volume`].
 
 #![warn(missing_docs)]
 
+mod data;
 pub mod error;
+mod fs;
+mod meta;
 pub mod object;
 pub mod store;
+pub mod types;
+mod volume;
 
+pub use data::{BLOCK_SIZE, CHUNK_SIZE, INLINE_MAX};
 pub use error::{ErrorKind, FsError, Result};
+pub use fs::{Fs, FsOptions, OpenFlags};
+pub use meta::ReadPoint;
+pub use types::*;
+pub use volume::{Volume, VolumeConfig};

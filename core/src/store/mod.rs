@@ -157,7 +157,12 @@ pub trait MetaStore: Send + Sync + 'static {
     /// key order. `start` MAY be shorter than `prefix` or sort before it, in which case the
     /// scan starts at the first key of the prefix. MUST return every matching key (no
     /// delimiter roll-ups, no silent drops).
-    fn scan(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
 
     /// Apply `batch` atomically and durably. `Ok(false)` when a guard failed (nothing
     /// applied). Values longer than [`MAX_VALUE_LEN`] MUST be rejected before anything applies.
@@ -173,7 +178,10 @@ pub(crate) fn check_value_sizes(batch: &Batch) -> Result<(), StoreError> {
     for op in &batch.ops {
         if let Op::Put(_, v) = op {
             if v.len() > MAX_VALUE_LEN {
-                return Err(StoreError::ValueTooLarge { len: v.len(), max: MAX_VALUE_LEN });
+                return Err(StoreError::ValueTooLarge {
+                    len: v.len(),
+                    max: MAX_VALUE_LEN,
+                });
             }
         }
     }

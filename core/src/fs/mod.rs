@@ -1,0 +1,294 @@
+//! The POSIX operation set: the one API both frontends call.
+//!
+//! [`Fs`] is a cheap-to-clone handle. Every method takes file ids ([`FileId`]) and returns
+//! neutral types and [`FsError`]s. Metadata mutations run under one writer lock: each
+//! validates against the current state (including not-yet-durable transactions, see
+//! `meta::commit`), builds one transaction and submits it, so every operation is atomic.
+//! Operations return once their effect is visible; [`Fs::fsync`], [`Fs::fsync_dir`] and
+//! [`Fs::sync_metadata`] additionally wait until it is durable (the group-commit window
+//! makes everything durable within milliseconds anyway; see `docs/semantics.md`).
+//!
+//! Submodules: `namespace` (lookup, create, link, unlink, rename), `attr` (getattr,
+//! setattr, access, statfs), `dir` (readdir), `xattr`, `file` (open/read/write/flush/fsync).
+
+mod attr;
+mod dir;
+mod file;
+mod namespace;
+mod xattr;
+
+pub use file::OpenFlags;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use parking_lot::Mutex;
+
+use crate::data::{BlockCache, DataPath, Session};
+use crate::error::{ErrorKind, FsError, Result};
+use crate::meta::records::Inode;
+use crate::meta::{Found, Meta, ReadPoint, HEAD};
+use crate::object::ObjectStore;
+use crate::store::MetaStore;
+use crate::types::{Attr, Caller, FileId, FileType, Timestamp, NAME_MAX};
+
+/// Options for opening an [`Fs`] over already-opened stores.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// Volume id: names this volume's objects (`blocks/{volume}/...`).
+    pub volume_id: String,
+    /// Directory for write-session staging files (created if missing).
+    pub staging_dir: PathBuf,
+    /// Block cache capacity in bytes.
+    pub cache_bytes: usize,
+    /// Owner of the root directory of a new volume.
+    pub root_owner: (u32, u32),
+    /// Directory whose filesystem `statfs` reports capacity for (the data directory).
+    pub statfs_path: Option<PathBuf>,
+    /// Most concurrent background block uploads.
+    pub upload_concurrency: usize,
+}
+
+impl FsOptions {
+    /// Defaults with the given volume id and staging directory.
+    pub fn new(volume_id: impl Into<String>, staging_dir: impl Into<PathBuf>) -> Self {
+        FsOptions {
+            volume_id: volume_id.into(),
+            staging_dir: staging_dir.into(),
+            cache_bytes: 256 << 20,
+            root_owner: (0, 0),
+            statfs_path: None,
+            upload_concurrency: 16,
+        }
+    }
+}
+
+/// A handle to a mounted volume's filesystem. Clone freely.
+#[derive(Clone)]
+pub struct Fs {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    meta: Meta,
+    data: Arc<DataPath>,
+    /// Serializes metadata mutations (validate + build + submit).
+    writer: Mutex<()>,
+    sessions: DashMap<FileId, Arc<Session>>,
+    /// Open handles per file id (for unlinked-but-open files).
+    open: DashMap<FileId, u32>,
+    /// End offset of the last read per file id, for sequential read-ahead.
+    last_read: DashMap<FileId, u64>,
+    opts: FsOptions,
+}
+
+/// Where an operation happens: the workspace, its head layer and read chain.
+pub(crate) struct Ctx {
+    pub ws: u64,
+    pub head: u64,
+    pub chain: Vec<ReadPoint>,
+}
+
+impl Fs {
+    /// Opens the filesystem over a metadata store and an object store, formatting the store
+    /// if it is empty.
+    pub fn new(
+        store: Arc<dyn MetaStore>,
+        objects: Arc<dyn ObjectStore>,
+        opts: FsOptions,
+    ) -> Result<Fs> {
+        std::fs::create_dir_all(&opts.staging_dir).map_err(|e| {
+            FsError::new(
+                ErrorKind::Io,
+                format!("staging dir {}: {e}", opts.staging_dir.display()),
+            )
+        })?;
+        // Staging files of a previous run are unpublished writes nobody acknowledged.
+        if let Ok(rd) = std::fs::read_dir(&opts.staging_dir) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let meta = Meta::open(store, Timestamp::now(), opts.root_owner)?;
+        let data = Arc::new(DataPath {
+            objects,
+            volume: opts.volume_id.clone(),
+            cache: BlockCache::new(opts.cache_bytes),
+            staging: opts.staging_dir.clone(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(opts.upload_concurrency.max(1))),
+        });
+        let fs = Fs {
+            inner: Arc::new(Inner {
+                meta,
+                data,
+                writer: Mutex::new(()),
+                sessions: DashMap::new(),
+                open: DashMap::new(),
+                last_read: DashMap::new(),
+                opts,
+            }),
+        };
+        fs.reap_orphans()?;
+        Ok(fs)
+    }
+
+    /// The root directory's file id.
+    pub fn root(&self) -> FileId {
+        FileId::ROOT
+    }
+
+    /// Waits until every metadata change made so far is durable.
+    pub async fn sync_metadata(&self) -> Result<()> {
+        let seq = self.inner.meta.commit.last_submitted();
+        Ok(self.inner.meta.commit.wait_durable(seq).await?)
+    }
+
+    /// Publishes every open write session and makes everything durable (clean shutdown).
+    pub async fn shutdown(&self) -> Result<()> {
+        let ids: Vec<FileId> = self.inner.sessions.iter().map(|e| *e.key()).collect();
+        let mut first_err = None;
+        for id in ids {
+            if let Err(e) = self.flush(id).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        self.sync_metadata().await?;
+        self.inner.meta.commit.store().checkpoint()?;
+        first_err.map_or(Ok(()), Err)
+    }
+
+    pub(crate) fn ctx(&self, ws: u64) -> Result<Ctx> {
+        let rec = self.inner.meta.workspace(ws)?;
+        let chain = self.inner.meta.chain(rec.head, HEAD)?;
+        Ok(Ctx {
+            ws,
+            head: rec.head,
+            chain,
+        })
+    }
+
+    /// Loads inode `id` or fails with `Stale`/`NotFound`.
+    pub(crate) fn load(&self, ctx: &Ctx, ino: u64) -> Result<(Inode, Found)> {
+        self.inner
+            .meta
+            .inode(&ctx.chain, ino)?
+            .ok_or_else(|| FsError::new(ErrorKind::Stale, format!("inode {ino} no longer exists")))
+    }
+
+    pub(crate) fn attr_of(&self, id: FileId, inode: &Inode) -> Attr {
+        let (mut size, mut mtime, mut ctime) = (inode.size, inode.mtime, inode.ctime);
+        if let Some(s) = self.inner.sessions.get(&id) {
+            if let Some((psize, pmtime)) = *s.pending.lock() {
+                size = psize;
+                mtime = pmtime;
+                ctime = pmtime.max(ctime);
+            }
+        }
+        Attr {
+            id,
+            kind: inode.kind,
+            perm: inode.perm,
+            nlink: inode.nlink,
+            uid: inode.uid,
+            gid: inode.gid,
+            size,
+            blocks: size.div_ceil(512),
+            atime: inode.atime,
+            mtime,
+            ctime,
+            btime: inode.btime,
+            rdev: inode.rdev,
+            generation: inode.generation,
+        }
+    }
+}
+
+/// Validates a name for creation or lookup.
+pub(crate) fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(FsError::new(
+            ErrorKind::InvalidArgument,
+            format!("invalid name {:?}", String::from_utf8_lossy(name)),
+        ));
+    }
+    if name.len() > NAME_MAX {
+        return Err(FsError::of(ErrorKind::NameTooLong));
+    }
+    Ok(())
+}
+
+/// Access bits for [`check_access`].
+pub(crate) const R_OK: u32 = 4;
+pub(crate) const W_OK: u32 = 2;
+pub(crate) const X_OK: u32 = 1;
+
+/// POSIX permission check of `mask` (R/W/X bits) for `caller` on `inode`.
+pub(crate) fn check_access(inode: &Inode, caller: &Caller, mask: u32) -> Result<()> {
+    if caller.uid == 0 {
+        // Root may do anything except execute a file with no execute bit at all.
+        if mask & X_OK != 0 && inode.kind != FileType::Dir && inode.perm & 0o111 == 0 {
+            return Err(FsError::of(ErrorKind::PermissionDenied));
+        }
+        return Ok(());
+    }
+    let bits = if caller.uid == inode.uid {
+        (inode.perm >> 6) & 7
+    } else if caller.gid == inode.gid {
+        (inode.perm >> 3) & 7
+    } else {
+        inode.perm & 7
+    };
+    if bits & mask == mask {
+        Ok(())
+    } else {
+        Err(FsError::of(ErrorKind::PermissionDenied))
+    }
+}
+
+/// Whether `caller` may remove or rename entry `child` of sticky directory `dir`.
+pub(crate) fn check_sticky(dir: &Inode, child: &Inode, caller: &Caller) -> Result<()> {
+    if dir.perm & 0o1000 != 0 && caller.uid != 0 && caller.uid != dir.uid && caller.uid != child.uid
+    {
+        return Err(FsError::of(ErrorKind::NotPermitted));
+    }
+    Ok(())
+}
+
+impl Fs {
+    /// Low-level fork: a new workspace whose head is a new layer reading through `dir`'s
+    /// workspace as of now, rooted at `dir`. O(1): one layer record and one workspace
+    /// record, nothing copied. Returns the fork's root file id. No junction is created, so
+    /// the fork is reachable only by this id (clone, in the workspace API, adds the
+    /// junction). Used by tests and benchmarks of lineage reads.
+    #[doc(hidden)]
+    pub fn layer_fork(&self, dir: FileId) -> Result<FileId> {
+        let meta = &self.inner.meta;
+        let _w = self.inner.writer.lock();
+        let ctx = self.ctx(dir.workspace())?;
+        let (inode, _) = self.load(&ctx, dir.ino())?;
+        if inode.kind != FileType::Dir {
+            return Err(FsError::of(ErrorKind::NotDir));
+        }
+        let at = meta.current_version();
+        let (layer, _) = meta.create_layer(Some(ReadPoint {
+            layer: ctx.head,
+            version: at,
+        }))?;
+        let mut txn = meta.txn(layer);
+        let ws = meta.alloc_workspace(&mut txn)?;
+        let created = txn.version;
+        meta.put_workspace(
+            &mut txn,
+            ws,
+            crate::meta::records::WorkspaceRecord {
+                head: layer,
+                root: dir.ino(),
+                created,
+            },
+        );
+        txn.commit()?;
+        Ok(FileId::new(ws, dir.ino()))
+    }
+}

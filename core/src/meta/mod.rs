@@ -1,0 +1,679 @@
+//! The layered, versioned metadata model.
+//!
+//! Owns: the key codec ([`keys`]), record encodings ([`records`]), group commit
+//! ([`commit`]), the in-memory layer and workspace tables, counters (versions, inode numbers,
+//! generations), and reads *through a layer chain*.
+//!
+//! Model (see `docs/design.md`):
+//! - Every committed transaction gets a volume-wide version `v`; every record it writes is
+//!   keyed with `inv(v)` so the newest version sorts first.
+//! - A layer has an optional parent read point `(layer, version)`. A read of layer `L` as of
+//!   version `V` takes the newest record in `L` with version `<= V`, else continues in the
+//!   parent at the parent's read point. Layers are never copied.
+//! - A workspace writes into its head layer and reads through the chain
+//!   `[(head, MAX), parent read point, grandparent read point, ...]`.
+//!
+//! Invariants maintained here:
+//! - M1. (copy-up) Any `D`, `C` or `X` record of inode `n` in layer `L` is accompanied by an
+//!   `I` record of `n` in `L` written by the same transaction. This lets a chain read skip a
+//!   layer that has no `I` record of `n` (the per-layer "touched" set), so lookups stay cheap
+//!   down long lineages.
+//! - M2. A record version that a pin (a child layer's read point, later a snapshot) can see
+//!   is never deleted by a write; unpinned superseded versions are deleted by the write that
+//!   supersedes them.
+//! - M3. Counters (`version`, `ino`, `gen`, `layer`, `ws`) persisted in the store are always
+//!   >= every value handed out, because each transaction that takes a value writes the new
+//!   counter in the same atomic commit.
+
+pub(crate) mod codec;
+pub(crate) mod commit;
+pub(crate) mod keys;
+pub(crate) mod records;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::error::{ErrorKind, FsError, Result};
+use crate::store::{MetaStore, Op};
+use crate::types::ROOT_INO;
+use commit::{Committer, Seq};
+pub use records::ReadPoint;
+use records::{ChunkManifest, Dentry, Inode, LayerRecord, WorkspaceRecord};
+
+/// Layer id of the root workspace's first head layer.
+pub(crate) const ROOT_LAYER: u64 = 1;
+/// The root workspace id.
+pub(crate) const ROOT_WS: u64 = 0;
+/// Version meaning "the newest" (a head read point).
+pub(crate) const HEAD: u64 = u64::MAX;
+
+/// In-memory view of a layer.
+#[derive(Debug)]
+pub(crate) struct LayerInfo {
+    pub parent: Option<ReadPoint>,
+    /// Inodes with an `I` record in this layer (M1); `None` for parentless layers, which are
+    /// always the end of a chain and so always searched.
+    touched: Option<RwLock<HashSet<u64>>>,
+    /// Highest version of this layer that some pin can read (M2); 0 when unpinned.
+    pin_floor: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    version: u64,
+    ino: u64,
+    /// Next data generation to hand out.
+    generation: u64,
+    /// Generations below this are reserved durably (the persisted `gen` counter).
+    gen_ceiling: u64,
+    layer: u64,
+    ws: u64,
+}
+
+/// Generations reserved per durable reservation.
+const GEN_RESERVE: u64 = 65_536;
+
+const COUNTERS: [&str; 5] = ["version", "ino", "gen", "layer", "ws"];
+
+/// The metadata model over a store.
+pub(crate) struct Meta {
+    pub commit: Committer,
+    layers: RwLock<HashMap<u64, LayerInfo>>,
+    workspaces: RwLock<HashMap<u64, WorkspaceRecord>>,
+    counters: Mutex<Counters>,
+}
+
+/// A record found by a chain read: where, at which version, and its bytes.
+pub(crate) struct Found {
+    pub layer: u64,
+    pub version: u64,
+    pub value: Vec<u8>,
+}
+
+impl Meta {
+    /// Loads (or initialises) the model from `store`.
+    pub fn open(
+        store: Arc<dyn MetaStore>,
+        now: crate::types::Timestamp,
+        owner: (u32, u32),
+    ) -> Result<Meta> {
+        let commit = Committer::new(store);
+        let meta = Meta {
+            commit,
+            layers: RwLock::new(HashMap::new()),
+            workspaces: RwLock::new(HashMap::new()),
+            counters: Mutex::new(Counters::default()),
+        };
+        if meta.commit.get(&keys::system("version"))?.is_none() {
+            meta.format(now, owner)?;
+        }
+        meta.load()?;
+        Ok(meta)
+    }
+
+    /// Writes the root layer, root workspace and root directory of a new volume.
+    fn format(&self, now: crate::types::Timestamp, (uid, gid): (u32, u32)) -> Result<()> {
+        let version = 1;
+        let root = Inode {
+            kind: crate::types::FileType::Dir,
+            perm: 0o755,
+            uid,
+            gid,
+            nlink: 2,
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            btime: now,
+            rdev: 0,
+            generation: 1,
+            parent: ROOT_INO,
+            name: Vec::new(),
+            data_epoch: 0,
+            data: records::Data::Blocks,
+        };
+        let ops = vec![
+            Op::Put(
+                keys::layer(ROOT_LAYER),
+                LayerRecord {
+                    parent: None,
+                    created: version,
+                }
+                .encode(),
+            ),
+            Op::Put(
+                keys::workspace(ROOT_WS),
+                WorkspaceRecord {
+                    head: ROOT_LAYER,
+                    root: ROOT_INO,
+                    created: version,
+                }
+                .encode(),
+            ),
+            Op::Put(
+                keys::versioned(keys::inode_prefix(ROOT_LAYER, ROOT_INO), version),
+                root.encode(),
+            ),
+            Op::Put(keys::system("version"), records::encode_counter(version)),
+            Op::Put(keys::system("ino"), records::encode_counter(ROOT_INO)),
+            Op::Put(keys::system("gen"), records::encode_counter(1)),
+            Op::Put(keys::system("layer"), records::encode_counter(ROOT_LAYER)),
+            Op::Put(keys::system("ws"), records::encode_counter(ROOT_WS)),
+        ];
+        let seq = self.commit.submit(ops)?;
+        self.commit.wait_durable_blocking(seq)?;
+        Ok(())
+    }
+
+    fn load(&self) -> Result<()> {
+        let mut c = Counters::default();
+        for (i, name) in COUNTERS.iter().enumerate() {
+            let v = self.commit.get(&keys::system(name))?.ok_or_else(|| {
+                FsError::new(ErrorKind::Corrupt, format!("missing counter {name}"))
+            })?;
+            let v = records::decode_counter(&v)?;
+            match i {
+                0 => c.version = v,
+                1 => c.ino = v,
+                2 => {
+                    c.generation = v;
+                    c.gen_ceiling = v;
+                }
+                3 => c.layer = v,
+                _ => c.ws = v,
+            }
+        }
+        *self.counters.lock() = c;
+        let mut layers = HashMap::new();
+        for (k, v) in self.scan_all(&[keys::tag::LAYER])? {
+            let id = keys::read_u64(&k, 1)
+                .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "bad layer key"))?;
+            let rec = LayerRecord::decode(&v)?;
+            layers.insert(id, rec);
+        }
+        let mut floors: HashMap<u64, u64> = HashMap::new();
+        for rec in layers.values() {
+            if let Some(p) = rec.parent {
+                let f = floors.entry(p.layer).or_default();
+                *f = (*f).max(p.version);
+            }
+        }
+        let mut table = HashMap::new();
+        for (id, rec) in layers {
+            let touched = match rec.parent {
+                None => None,
+                Some(_) => {
+                    let mut set = HashSet::new();
+                    for (k, _) in self.scan_all(&keys::inode_layer_prefix(id))? {
+                        if let Some(ino) = keys::read_u64(&k, 9) {
+                            set.insert(ino);
+                        }
+                    }
+                    Some(RwLock::new(set))
+                }
+            };
+            table.insert(
+                id,
+                LayerInfo {
+                    parent: rec.parent,
+                    touched,
+                    pin_floor: floors.get(&id).copied().unwrap_or(0),
+                },
+            );
+        }
+        *self.layers.write() = table;
+        let mut wss = HashMap::new();
+        for (k, v) in self.scan_all(&[keys::tag::WORKSPACE])? {
+            let id = keys::read_u64(&k, 1)
+                .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "bad workspace key"))?;
+            wss.insert(id, WorkspaceRecord::decode(&v)?);
+        }
+        if !wss.contains_key(&ROOT_WS) {
+            return Err(FsError::new(
+                ErrorKind::Corrupt,
+                "root workspace record missing",
+            ));
+        }
+        *self.workspaces.write() = wss;
+        Ok(())
+    }
+
+    /// Every entry under `prefix` (paged).
+    pub fn scan_all(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut start = prefix.to_vec();
+        loop {
+            let page = self.commit.scan(prefix, &start, 4096)?;
+            let n = page.len();
+            if let Some((k, _)) = page.last() {
+                start = k.clone();
+                start.push(0);
+            }
+            out.extend(page);
+            if n < 4096 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The workspace record of `ws`.
+    pub fn workspace(&self, ws: u64) -> Result<WorkspaceRecord> {
+        self.workspaces
+            .read()
+            .get(&ws)
+            .cloned()
+            .ok_or_else(|| FsError::new(ErrorKind::Stale, format!("workspace {ws} does not exist")))
+    }
+
+    /// The read chain of a layer read at `version`: itself, then its ancestors' read points.
+    pub fn chain(&self, layer: u64, version: u64) -> Result<Vec<ReadPoint>> {
+        let layers = self.layers.read();
+        let mut out = vec![ReadPoint { layer, version }];
+        let mut cur = layer;
+        loop {
+            let info = layers.get(&cur).ok_or_else(|| {
+                FsError::new(
+                    ErrorKind::Corrupt,
+                    format!("layer {cur} missing from the chain"),
+                )
+            })?;
+            match info.parent {
+                Some(p) => {
+                    if out.len() > 4096 {
+                        return Err(FsError::new(ErrorKind::Corrupt, "layer chain does not end"));
+                    }
+                    out.push(p);
+                    cur = p.layer;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Whether `layer` may hold records of `ino` (M1).
+    fn may_have(&self, layer: u64, ino: u64) -> bool {
+        match self
+            .layers
+            .read()
+            .get(&layer)
+            .and_then(|l| l.touched.as_ref())
+        {
+            Some(t) => t.read().contains(&ino),
+            None => true,
+        }
+    }
+
+    /// Whether `layer` may hold records of `ino` (for listings).
+    pub fn may_have_pub(&self, layer: u64, ino: u64) -> bool {
+        self.may_have(layer, ino)
+    }
+
+    /// The newest record visible through `chain` for the object `ino` whose per-layer key
+    /// prefix is `prefix_of(layer)`.
+    pub fn read_versioned(
+        &self,
+        chain: &[ReadPoint],
+        ino: u64,
+        prefix_of: impl Fn(u64) -> Vec<u8>,
+    ) -> Result<Option<Found>> {
+        for rp in chain {
+            if !self.may_have(rp.layer, ino) {
+                continue;
+            }
+            let prefix = prefix_of(rp.layer);
+            let start = keys::versioned(prefix.clone(), rp.version);
+            if let Some((k, v)) = self.commit.scan(&prefix, &start, 1)?.into_iter().next() {
+                let version = keys::version_of(&k).unwrap_or(0);
+                return Ok(Some(Found {
+                    layer: rp.layer,
+                    version,
+                    value: v,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The inode `ino` as seen through `chain`, with where it was found.
+    pub fn inode(&self, chain: &[ReadPoint], ino: u64) -> Result<Option<(Inode, Found)>> {
+        match self.read_versioned(chain, ino, |l| keys::inode_prefix(l, ino))? {
+            Some(f) => Ok(Inode::decode(&f.value)?.map(|i| (i, f))),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry `name` of directory `dir` through `chain` (`None` if absent or whited out).
+    pub fn dentry(
+        &self,
+        chain: &[ReadPoint],
+        dir: u64,
+        name: &[u8],
+    ) -> Result<Option<(Dentry, Found)>> {
+        match self.read_versioned(chain, dir, |l| keys::dentry_prefix(l, dir, name))? {
+            Some(f) => match Dentry::decode(&f.value)? {
+                Dentry::Whiteout => Ok(None),
+                d => Ok(Some((d, f))),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The manifest of chunk `chunk` of `ino`, ignoring records older than `epoch`.
+    pub fn chunk(
+        &self,
+        chain: &[ReadPoint],
+        ino: u64,
+        chunk: u64,
+        epoch: u64,
+    ) -> Result<Option<(ChunkManifest, Found)>> {
+        match self.read_versioned(chain, ino, |l| keys::chunk_prefix(l, ino, chunk))? {
+            Some(f) if f.version >= epoch => Ok(Some((ChunkManifest::decode(&f.value)?, f))),
+            _ => Ok(None),
+        }
+    }
+
+    /// The xattr `name` of `ino` (`None` if absent or removed).
+    pub fn xattr(
+        &self,
+        chain: &[ReadPoint],
+        ino: u64,
+        name: &[u8],
+    ) -> Result<Option<(Vec<u8>, Found)>> {
+        match self.read_versioned(chain, ino, |l| keys::xattr_prefix(l, ino, name))? {
+            Some(f) => Ok(records::decode_xattr(&f.value)?.map(|v| (v, f))),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts a transaction writing into `layer`.
+    pub fn txn(&self, layer: u64) -> Txn<'_> {
+        let version = {
+            let mut c = self.counters.lock();
+            c.version += 1;
+            c.version
+        };
+        Txn {
+            meta: self,
+            layer,
+            version,
+            ops: Vec::new(),
+            changed: BTreeSet::new(),
+            counters: false,
+        }
+    }
+
+    /// Allocates a fresh inode number (persisted by the transaction that uses it).
+    pub fn alloc_ino(&self, txn: &mut Txn<'_>) -> Result<u64> {
+        let mut c = self.counters.lock();
+        if c.ino >= crate::types::MAX_INO {
+            return Err(FsError::new(ErrorKind::NoSpace, "inode numbers exhausted"));
+        }
+        c.ino += 1;
+        txn.counters = true;
+        Ok(c.ino)
+    }
+
+    /// Allocates a fresh data generation. Generations are reserved in durable ranges
+    /// before use, so a crash can never lead to an object key being written twice.
+    pub async fn alloc_generation(&self) -> Result<u64> {
+        loop {
+            let reserve = {
+                let mut c = self.counters.lock();
+                if c.generation < c.gen_ceiling {
+                    c.generation += 1;
+                    return Ok(c.generation);
+                }
+                c.gen_ceiling += GEN_RESERVE;
+                c.gen_ceiling
+            };
+            let seq = self.commit.submit(vec![Op::Put(
+                keys::system("gen"),
+                records::encode_counter(reserve),
+            )])?;
+            self.commit.wait_durable(seq).await?;
+        }
+    }
+
+    fn counter_ops(&self, ops: &mut Vec<Op>) {
+        let c = self.counters.lock();
+        for (name, v) in COUNTERS
+            .iter()
+            .zip([c.version, c.ino, c.gen_ceiling, c.layer, c.ws])
+        {
+            ops.push(Op::Put(keys::system(name), records::encode_counter(v)));
+        }
+    }
+
+    /// Creates a layer whose reads fall through to `parent` (O(1): one record).
+    ///
+    /// This is the primitive under clone, snapshot-rollback and forks: nothing is copied.
+    pub fn create_layer(&self, parent: Option<ReadPoint>) -> Result<(u64, Seq)> {
+        let id = {
+            let mut c = self.counters.lock();
+            c.layer += 1;
+            c.layer
+        };
+        let mut txn = self.txn(id);
+        let rec = LayerRecord {
+            parent,
+            created: txn.version,
+        };
+        txn.ops.push(Op::Put(keys::layer(id), rec.encode()));
+        txn.counters = true;
+        {
+            let mut layers = self.layers.write();
+            if let Some(p) = parent {
+                let pl = layers.get_mut(&p.layer).ok_or_else(|| {
+                    FsError::new(
+                        ErrorKind::NotFound,
+                        format!("parent layer {} missing", p.layer),
+                    )
+                })?;
+                pl.pin_floor = pl.pin_floor.max(p.version);
+            }
+            layers.insert(
+                id,
+                LayerInfo {
+                    parent,
+                    touched: parent.map(|_| RwLock::new(HashSet::new())),
+                    pin_floor: 0,
+                },
+            );
+        }
+        let seq = txn.commit()?;
+        Ok((id, seq))
+    }
+
+    /// Registers (or replaces) a workspace record.
+    pub fn put_workspace(&self, txn: &mut Txn<'_>, ws: u64, rec: WorkspaceRecord) {
+        txn.ops.push(Op::Put(keys::workspace(ws), rec.encode()));
+        self.workspaces.write().insert(ws, rec);
+    }
+
+    /// Allocates a workspace id.
+    pub fn alloc_workspace(&self, txn: &mut Txn<'_>) -> Result<u64> {
+        let mut c = self.counters.lock();
+        if c.ws >= crate::types::MAX_WORKSPACE {
+            return Err(FsError::new(ErrorKind::NoSpace, "workspace ids exhausted"));
+        }
+        c.ws += 1;
+        txn.counters = true;
+        Ok(c.ws)
+    }
+
+    /// Inode numbers handed out so far.
+    pub fn inode_counter(&self) -> u64 {
+        self.counters.lock().ino
+    }
+
+    /// The current version (newest committed or submitted transaction).
+    pub fn current_version(&self) -> u64 {
+        self.counters.lock().version
+    }
+
+    fn pin_floor(&self, layer: u64) -> u64 {
+        self.layers.read().get(&layer).map_or(0, |l| l.pin_floor)
+    }
+
+    fn mark_touched(&self, layer: u64, inos: &BTreeSet<u64>) {
+        if let Some(info) = self.layers.read().get(&layer) {
+            if let Some(t) = &info.touched {
+                t.write().extend(inos.iter().copied());
+            }
+        }
+    }
+}
+
+/// A metadata transaction writing into one layer at one new version.
+///
+/// Built under the core's writer lock, then submitted to the group committer as one
+/// atomic unit. Every `put_*` records the inode it concerns in the change log (`G`).
+pub(crate) struct Txn<'a> {
+    meta: &'a Meta,
+    pub layer: u64,
+    pub version: u64,
+    ops: Vec<Op>,
+    changed: BTreeSet<u64>,
+    counters: bool,
+}
+
+impl Txn<'_> {
+    /// Writes a new version of a record at `prefix` (of inode `ino`); `prev` is where the
+    /// currently visible version was found, so an unpinned superseded version in this layer
+    /// is deleted (M2).
+    fn put_record(&mut self, ino: u64, prefix: Vec<u8>, value: Vec<u8>, prev: Option<&Found>) {
+        if let Some(p) = prev {
+            if p.layer == self.layer
+                && p.version != self.version
+                && p.version > self.meta.pin_floor(self.layer)
+            {
+                self.ops
+                    .push(Op::Delete(keys::versioned(prefix.clone(), p.version)));
+            }
+        }
+        self.ops
+            .push(Op::Put(keys::versioned(prefix, self.version), value));
+        self.changed.insert(ino);
+    }
+
+    /// Writes inode `ino` (copy-up when it was inherited).
+    pub fn put_inode(&mut self, ino: u64, inode: &Inode, prev: Option<&Found>) {
+        self.put_record(
+            ino,
+            keys::inode_prefix(self.layer, ino),
+            inode.encode(),
+            prev,
+        );
+    }
+
+    /// Removes inode `ino`: a tombstone when something below or a pin could still see it,
+    /// otherwise just the deletion of the superseded version.
+    pub fn delete_inode(&mut self, ino: u64, prev: Option<&Found>) {
+        let prefix = keys::inode_prefix(self.layer, ino);
+        let has_parent = self
+            .meta
+            .layers
+            .read()
+            .get(&self.layer)
+            .is_some_and(|l| l.parent.is_some());
+        let pinned = prev
+            .is_some_and(|p| p.layer != self.layer || p.version <= self.meta.pin_floor(self.layer));
+        if has_parent || pinned {
+            self.put_record(ino, prefix, Inode::tombstone(), prev);
+        } else {
+            if let Some(p) = prev {
+                self.ops
+                    .push(Op::Delete(keys::versioned(prefix, p.version)));
+            }
+            self.changed.insert(ino);
+        }
+    }
+
+    /// Writes the entry `name` of `dir`.
+    pub fn put_dentry(&mut self, dir: u64, name: &[u8], d: Dentry, prev: Option<&Found>) {
+        self.put_record(
+            dir,
+            keys::dentry_prefix(self.layer, dir, name),
+            d.encode(),
+            prev,
+        );
+    }
+
+    /// Removes the entry `name` of `dir`: a whiteout when a lower layer or pin can see it.
+    pub fn delete_dentry(&mut self, dir: u64, name: &[u8], prev: &Found) {
+        let prefix = keys::dentry_prefix(self.layer, dir, name);
+        let inherited = self
+            .meta
+            .layers
+            .read()
+            .get(&self.layer)
+            .is_some_and(|l| l.parent.is_some());
+        if inherited || prev.layer != self.layer || prev.version <= self.meta.pin_floor(self.layer)
+        {
+            self.put_record(dir, prefix, Dentry::Whiteout.encode(), Some(prev));
+        } else {
+            self.ops
+                .push(Op::Delete(keys::versioned(prefix, prev.version)));
+            self.changed.insert(dir);
+        }
+    }
+
+    /// Writes chunk manifest `chunk` of `ino`.
+    pub fn put_chunk(&mut self, ino: u64, chunk: u64, m: &ChunkManifest, prev: Option<&Found>) {
+        self.put_record(
+            ino,
+            keys::chunk_prefix(self.layer, ino, chunk),
+            m.encode(),
+            prev,
+        );
+    }
+
+    /// Writes (or with `None`, whites out) xattr `name` of `ino`.
+    pub fn put_xattr(&mut self, ino: u64, name: &[u8], value: Option<&[u8]>, prev: Option<&Found>) {
+        let prefix = keys::xattr_prefix(self.layer, ino, name);
+        let inherited = self
+            .meta
+            .layers
+            .read()
+            .get(&self.layer)
+            .is_some_and(|l| l.parent.is_some());
+        if value.is_none() && !inherited {
+            if let Some(p) = prev {
+                if p.layer == self.layer && p.version > self.meta.pin_floor(self.layer) {
+                    self.ops
+                        .push(Op::Delete(keys::versioned(prefix, p.version)));
+                    self.changed.insert(ino);
+                    return;
+                }
+            }
+        }
+        self.put_record(ino, prefix, records::encode_xattr(value), prev);
+    }
+
+    /// Records that `ino` of workspace `ws` is unlinked but open (reaped later).
+    pub fn put_orphan_of(&mut self, ws: u64, ino: u64) {
+        self.ops.push(Op::Put(keys::orphan(ws, ino), Vec::new()));
+    }
+
+    /// Removes a raw key (used for pruning records the caller proved unreachable).
+    pub fn delete_raw(&mut self, key: Vec<u8>) {
+        self.ops.push(Op::Delete(key));
+    }
+
+    /// Submits the transaction (visible at once, durable at the next group commit).
+    pub fn commit(mut self) -> Result<Seq> {
+        if !self.changed.is_empty() {
+            let inos: Vec<u64> = self.changed.iter().copied().collect();
+            self.ops.push(Op::Put(
+                keys::change(self.layer, self.version),
+                records::encode_change(&inos),
+            ));
+        }
+        self.meta.counter_ops(&mut self.ops);
+        let _ = self.counters;
+        self.meta.mark_touched(self.layer, &self.changed);
+        Ok(self.meta.commit.submit(std::mem::take(&mut self.ops))?)
+    }
+}
