@@ -292,3 +292,6 @@ impl Fs {
         Ok(FileId::new(ws, dir.ino()))
     }
 }
+
+#[cfg(test)]
+mod tests;

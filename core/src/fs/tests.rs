@@ -1,0 +1,471 @@
+//! Unit tests of the POSIX operation set over the in-memory stores.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::data::{BLOCK_SIZE, CHUNK_SIZE};
+use crate::object::MemObjectStore;
+use crate::store::MemStore;
+use crate::types::{RenameFlags, SetAttr, XattrMode};
+
+pub(crate) fn new_fs(dir: &std::path::Path) -> (Fs, Arc<MemStore>, Arc<MemObjectStore>) {
+    let store = Arc::new(MemStore::new());
+    let objects = Arc::new(MemObjectStore::new());
+    let fs = Fs::new(
+        store.clone(),
+        objects.clone(),
+        FsOptions::new("vol", dir.join("staging")),
+    )
+    .unwrap();
+    (fs, store, objects)
+}
+
+const ROOT: Caller = Caller::ROOT;
+
+#[tokio::test]
+async fn create_lookup_write_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, objects) = new_fs(tmp.path());
+    let root = fs.root();
+    let f = fs.create(root, b"a", 0o644, &ROOT, true).await.unwrap();
+    assert_eq!(fs.lookup(root, b"a", &ROOT).await.unwrap().id, f.id);
+    assert_eq!(
+        fs.create(root, b"a", 0o644, &ROOT, true)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Exists
+    );
+    fs.write(f.id, 0, b"hello").await.unwrap();
+    assert_eq!(&fs.read(f.id, 0, 100).await.unwrap()[..], b"hello");
+    assert_eq!(fs.getattr(f.id).await.unwrap().size, 5);
+    fs.flush(f.id).await.unwrap();
+    assert_eq!(&fs.read(f.id, 1, 3).await.unwrap()[..], b"ell");
+    assert_eq!(objects.len(), 0, "small files are inline");
+    // Grow past one block: blocks go to the object store.
+    let big: Vec<u8> = (0..(BLOCK_SIZE + 12345)).map(|i| (i % 251) as u8).collect();
+    fs.write(f.id, 0, &big).await.unwrap();
+    fs.fsync(f.id).await.unwrap();
+    assert_eq!(objects.len(), 2);
+    let back = fs.read(f.id, 0, big.len() as u32 + 10).await.unwrap();
+    assert_eq!(back.len(), big.len());
+    assert!(back[..] == big[..]);
+    // Partial overwrite in the middle of block 0, then truncate into block 1 and re-extend.
+    fs.write(f.id, 100, b"XYZ").await.unwrap();
+    fs.flush(f.id).await.unwrap();
+    assert_eq!(
+        &fs.read(f.id, 99, 5).await.unwrap()[..],
+        &[big[99], b'X', b'Y', b'Z', big[103]]
+    );
+    let cut = BLOCK_SIZE as u64 + 10;
+    fs.setattr(
+        f.id,
+        &SetAttr {
+            size: Some(cut),
+            ..Default::default()
+        },
+        &ROOT,
+    )
+    .await
+    .unwrap();
+    fs.setattr(
+        f.id,
+        &SetAttr {
+            size: Some(cut + 100),
+            ..Default::default()
+        },
+        &ROOT,
+    )
+    .await
+    .unwrap();
+    let tail = fs.read(f.id, cut - 2, 10).await.unwrap();
+    assert_eq!(
+        &tail[..],
+        &[
+            big[cut as usize - 2],
+            big[cut as usize - 1],
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sparse_files_read_zeros() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let f = fs
+        .create(fs.root(), b"s", 0o644, &ROOT, true)
+        .await
+        .unwrap();
+    let far = 3 * CHUNK_SIZE + 7;
+    fs.write(f.id, far, b"end").await.unwrap();
+    fs.release(f.id).await.unwrap();
+    assert_eq!(fs.getattr(f.id).await.unwrap().size, far + 3);
+    assert_eq!(&fs.read(f.id, far - 2, 5).await.unwrap()[..], b"\0\0end");
+    assert!(fs
+        .read(f.id, CHUNK_SIZE, 4096)
+        .await
+        .unwrap()
+        .iter()
+        .all(|b| *b == 0));
+}
+
+#[tokio::test]
+async fn directories_and_rename_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let d = fs.mkdir(root, b"d", 0o755, &ROOT).await.unwrap();
+    let e = fs.mkdir(d.id, b"e", 0o755, &ROOT).await.unwrap();
+    assert_eq!(fs.getattr(d.id).await.unwrap().nlink, 3);
+    assert_eq!(
+        fs.rmdir(root, b"d", &ROOT).await.unwrap_err().kind(),
+        ErrorKind::NotEmpty
+    );
+    // No moving a directory under itself.
+    let err = fs
+        .rename(root, b"d", e.id, b"x", RenameFlags::default(), &ROOT)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    let f = fs.create(root, b"f", 0o644, &ROOT, true).await.unwrap();
+    assert_eq!(
+        fs.rename(root, b"f", root, b"d", RenameFlags::default(), &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::IsDir
+    );
+    assert_eq!(
+        fs.rename(root, b"d", root, b"f", RenameFlags::default(), &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotDir
+    );
+    let nr = RenameFlags {
+        noreplace: true,
+        exchange: false,
+    };
+    fs.create(root, b"g", 0o644, &ROOT, true).await.unwrap();
+    assert_eq!(
+        fs.rename(root, b"f", root, b"g", nr, &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Exists
+    );
+    // Replace g with f.
+    fs.rename(root, b"f", root, b"g", RenameFlags::default(), &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(fs.lookup(root, b"g", &ROOT).await.unwrap().id, f.id);
+    assert_eq!(
+        fs.lookup(root, b"f", &ROOT).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Exchange a file and a directory across parents.
+    let ex = RenameFlags {
+        noreplace: false,
+        exchange: true,
+    };
+    fs.rename(root, b"g", d.id, b"e", ex, &ROOT).await.unwrap();
+    assert_eq!(fs.lookup(root, b"g", &ROOT).await.unwrap().id, e.id);
+    assert_eq!(fs.lookup(d.id, b"e", &ROOT).await.unwrap().id, f.id);
+    assert_eq!(fs.getattr(d.id).await.unwrap().nlink, 2);
+    assert_eq!(fs.lookup(e.id, b"..", &ROOT).await.unwrap().id, root);
+    // Move a directory: O(1), children follow.
+    fs.create(e.id, b"child", 0o644, &ROOT, true).await.unwrap();
+    fs.rename(root, b"g", d.id, b"moved", RenameFlags::default(), &ROOT)
+        .await
+        .unwrap();
+    assert!(fs.lookup(e.id, b"child", &ROOT).await.is_ok());
+    assert_eq!(fs.lookup(e.id, b"..", &ROOT).await.unwrap().id, d.id);
+}
+
+#[tokio::test]
+async fn links_symlinks_special_files_xattrs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let f = fs.create(root, b"f", 0o644, &ROOT, true).await.unwrap();
+    fs.link(f.id, root, b"h", &ROOT).await.unwrap();
+    assert_eq!(fs.getattr(f.id).await.unwrap().nlink, 2);
+    fs.unlink(root, b"f", &ROOT).await.unwrap();
+    assert_eq!(fs.getattr(f.id).await.unwrap().nlink, 1);
+    let s = fs
+        .symlink(root, b"s", b"/target/path", &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(fs.readlink(s.id).await.unwrap(), b"/target/path");
+    assert_eq!(s.size, 12);
+    let p = fs
+        .mknod(root, b"p", FileType::Fifo, 0o600, 0, &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(p.kind, FileType::Fifo);
+    let user = Caller {
+        uid: 1000,
+        gid: 1000,
+    };
+    assert_eq!(
+        fs.mknod(root, b"c", FileType::CharDevice, 0o600, 5, &user)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotPermitted
+    );
+    fs.setxattr(f.id, b"user.a", b"1", XattrMode::Create, &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.setxattr(f.id, b"user.a", b"2", XattrMode::Create, &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Exists
+    );
+    assert_eq!(
+        fs.setxattr(f.id, b"user.b", b"2", XattrMode::Replace, &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NoData
+    );
+    fs.setxattr(f.id, b"user.b", b"2", XattrMode::Any, &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.listxattr(f.id).await.unwrap(),
+        vec![b"user.a".to_vec(), b"user.b".to_vec()]
+    );
+    fs.removexattr(f.id, b"user.a", &ROOT).await.unwrap();
+    assert_eq!(
+        fs.getxattr(f.id, b"user.a", &ROOT)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NoData
+    );
+    assert_eq!(fs.getxattr(f.id, b"user.b", &ROOT).await.unwrap(), b"2");
+}
+
+#[tokio::test]
+async fn permissions_and_sticky() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let alice = Caller {
+        uid: 1000,
+        gid: 1000,
+    };
+    let bob = Caller {
+        uid: 1001,
+        gid: 1001,
+    };
+    let tmpd = fs.mkdir(root, b"tmp", 0o1777, &ROOT).await.unwrap();
+    let a = fs.create(tmpd.id, b"a", 0o644, &alice, true).await.unwrap();
+    assert_eq!(a.uid, 1000);
+    assert_eq!(
+        fs.unlink(tmpd.id, b"a", &bob).await.unwrap_err().kind(),
+        ErrorKind::NotPermitted
+    );
+    assert_eq!(
+        fs.setattr(
+            a.id,
+            &SetAttr {
+                mode: Some(0o777),
+                ..Default::default()
+            },
+            &bob
+        )
+        .await
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotPermitted
+    );
+    assert_eq!(
+        fs.open(
+            a.id,
+            OpenFlags {
+                write: true,
+                ..Default::default()
+            },
+            &bob
+        )
+        .await
+        .unwrap_err()
+        .kind(),
+        ErrorKind::PermissionDenied
+    );
+    assert_eq!(
+        fs.setattr(
+            a.id,
+            &SetAttr {
+                uid: Some(1001),
+                ..Default::default()
+            },
+            &alice
+        )
+        .await
+        .unwrap_err()
+        .kind(),
+        ErrorKind::NotPermitted
+    );
+    fs.setattr(
+        a.id,
+        &SetAttr {
+            mode: Some(0o4755),
+            ..Default::default()
+        },
+        &alice,
+    )
+    .await
+    .unwrap();
+    let after = fs
+        .setattr(
+            a.id,
+            &SetAttr {
+                uid: Some(7),
+                ..Default::default()
+            },
+            &ROOT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.perm & 0o7000, 0, "chown clears setuid");
+    fs.unlink(tmpd.id, b"a", &ROOT).await.unwrap();
+}
+
+#[tokio::test]
+async fn readdir_cookies_survive_concurrent_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let d = fs.mkdir(root, b"big", 0o755, &ROOT).await.unwrap();
+    for i in 0..1500 {
+        fs.create(d.id, format!("f{i}").as_bytes(), 0o644, &ROOT, true)
+            .await
+            .unwrap();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cookie = 0;
+    let mut round = 0;
+    loop {
+        let (page, eof) = fs.readdir(d.id, cookie, 100, &ROOT).await.unwrap();
+        for e in &page {
+            assert!(seen.insert(e.name.clone()), "duplicate {:?}", e.name);
+        }
+        if let Some(l) = page.last() {
+            cookie = l.cookie;
+        }
+        // Churn: add and remove other entries between pages.
+        fs.create(d.id, format!("new{round}").as_bytes(), 0o644, &ROOT, true)
+            .await
+            .unwrap();
+        fs.unlink(d.id, format!("new{round}").as_bytes(), &ROOT)
+            .await
+            .unwrap();
+        round += 1;
+        if eof {
+            break;
+        }
+    }
+    for i in 0..1500 {
+        assert!(seen.contains(format!("f{i}").as_bytes()), "lost f{i}");
+    }
+}
+
+#[tokio::test]
+async fn unlinked_open_file_stays_readable_until_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let f = fs.create(root, b"f", 0o644, &ROOT, true).await.unwrap();
+    fs.open(
+        f.id,
+        OpenFlags {
+            read: true,
+            write: true,
+            truncate: false,
+        },
+        &ROOT,
+    )
+    .await
+    .unwrap();
+    fs.write(f.id, 0, b"data").await.unwrap();
+    fs.unlink(root, b"f", &ROOT).await.unwrap();
+    assert_eq!(&fs.read(f.id, 0, 10).await.unwrap()[..], b"data");
+    fs.release(f.id).await.unwrap();
+    assert_eq!(fs.getattr(f.id).await.unwrap_err().kind(), ErrorKind::Stale);
+}
+
+/// The lineage model without the workspace API: a layer built by hand on a parent read
+/// point reads everything through it, and writes diverge in both directions.
+#[tokio::test]
+async fn layer_on_parent_read_point_reads_through_and_diverges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, store, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let d = fs.mkdir(root, b"proj", 0o755, &ROOT).await.unwrap();
+    let f = fs.create(d.id, b"a.txt", 0o644, &ROOT, true).await.unwrap();
+    fs.write(f.id, 0, b"base").await.unwrap();
+    fs.flush(f.id).await.unwrap();
+    fs.setxattr(f.id, b"user.k", b"v", XattrMode::Any, &ROOT)
+        .await
+        .unwrap();
+    fs.sync_metadata().await.unwrap();
+    let keys_before = store.len();
+    let fork = fs.layer_fork(d.id).unwrap();
+    fs.sync_metadata().await.unwrap();
+    // O(1): a layer record, a workspace record, counters and a change entry; nothing copied.
+    assert!(
+        store.len() - keys_before <= 3,
+        "fork wrote {} keys",
+        store.len() - keys_before
+    );
+    assert_ne!(fork.workspace(), 0);
+    let fa = fs.lookup(fork, b"a.txt", &ROOT).await.unwrap();
+    assert_ne!(fa.id, f.id, "same inode, different file id per workspace");
+    assert_eq!(fa.id.ino(), f.id.ino());
+    assert_eq!(&fs.read(fa.id, 0, 10).await.unwrap()[..], b"base");
+    assert_eq!(fs.getxattr(fa.id, b"user.k", &ROOT).await.unwrap(), b"v");
+    // Diverge: fork writes are invisible to the base and vice versa.
+    fs.write(fa.id, 0, b"FORK").await.unwrap();
+    fs.flush(fa.id).await.unwrap();
+    fs.create(fork, b"new", 0o644, &ROOT, true).await.unwrap();
+    fs.write(f.id, 0, b"BASE!").await.unwrap();
+    fs.flush(f.id).await.unwrap();
+    fs.unlink(d.id, b"a.txt", &ROOT).await.ok();
+    assert_eq!(&fs.read(fa.id, 0, 10).await.unwrap()[..], b"FORK");
+    assert_eq!(
+        fs.lookup(d.id, b"new", &ROOT).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        fs.lookup(d.id, b"a.txt", &ROOT).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    // Removal in the fork whites out the inherited entry.
+    fs.removexattr(fa.id, b"user.k", &ROOT).await.unwrap();
+    fs.unlink(fork, b"a.txt", &ROOT).await.unwrap();
+    let (list, _) = fs.readdir(fork, 0, 100, &ROOT).await.unwrap();
+    let names: Vec<_> = list.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&b"new".to_vec()));
+    // Fork of a fork, 32 deep, still reads the base data.
+    let mut top = fork;
+    fs.create(fork, b"deep", 0o644, &ROOT, true).await.unwrap();
+    for _ in 0..31 {
+        top = fs.layer_fork(top).unwrap();
+    }
+    assert!(fs.lookup(top, b"deep", &ROOT).await.is_ok());
+    assert!(fs.lookup(top, b"new", &ROOT).await.is_ok());
+}
