@@ -233,13 +233,13 @@ impl Fs {
         cache: &mut BTreeMap<u64, Option<ChunkManifest>>,
     ) -> Result<Option<BlockRef>> {
         let chunk = block / BLOCKS_PER_CHUNK as u64;
-        if !cache.contains_key(&chunk) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = cache.entry(chunk) {
             let m = self
                 .inner
                 .meta
                 .chunk(&ctx.chain, ino, chunk, inode.data_epoch)?
                 .map(|(m, _)| m);
-            cache.insert(chunk, m);
+            slot.insert(m);
         }
         Ok(cache[&chunk]
             .as_ref()

@@ -178,7 +178,7 @@ impl Committer {
         prefix: &[u8],
         start: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<crate::store::Entry>, StoreError> {
         let from: Vec<u8> = if start > prefix {
             start.to_vec()
         } else {

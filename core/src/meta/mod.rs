@@ -21,9 +21,9 @@
 //! - M2. A record version that a pin (a child layer's read point, later a snapshot) can see
 //!   is never deleted by a write; unpinned superseded versions are deleted by the write that
 //!   supersedes them.
-//! - M3. Counters (`version`, `ino`, `gen`, `layer`, `ws`) persisted in the store are always
-//!   >= every value handed out, because each transaction that takes a value writes the new
-//!   counter in the same atomic commit.
+//! - M3. Counters (`version`, `ino`, `gen`, `layer`, `ws`) persisted in the store are never
+//!   below a value handed out: each transaction that takes a value writes the new counter in
+//!   the same atomic commit (generations are reserved durably in ranges before use).
 
 pub(crate) mod codec;
 pub(crate) mod commit;

@@ -23,7 +23,7 @@ impl MetaStore for HoltStore {
     fn get_versioned(&self, _key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         Err(StoreError::Io("unimplemented".into()))
     }
-    fn scan(&self, _p: &[u8], _s: &[u8], _l: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(&self, _p: &[u8], _s: &[u8], _l: usize) -> Result<Vec<super::Entry>, StoreError> {
         Err(StoreError::Io("unimplemented".into()))
     }
     fn commit(&self, _b: &Batch) -> Result<bool, StoreError> {

@@ -55,7 +55,7 @@ impl MetaStore for MemStore {
         prefix: &[u8],
         start: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<super::Entry>, StoreError> {
         let from = if start > prefix { start } else { prefix };
         let inner = self.inner.lock();
         Ok(inner
