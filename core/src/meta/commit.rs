@@ -54,7 +54,7 @@ struct Shared {
     /// Signalled after every store commit (success or failure).
     done: Condvar,
     durable_tx: watch::Sender<Seq>,
-    /// Held while the committer applies a batch; `flush` takes it to wait for quiescence.
+    /// Held while the committer applies a batch; counts store commits.
     commits: Mutex<u64>,
 }
 
@@ -248,6 +248,11 @@ impl Committer {
         Ok(out)
     }
 
+    /// Number of store commits so far (each is one WAL fsync on a durable store).
+    pub fn store_commits(&self) -> u64 {
+        *self.shared.commits.lock()
+    }
+
     /// Waits until everything submitted so far is durable.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         let seq = self.last_submitted();
@@ -306,7 +311,8 @@ fn run(shared: &Shared) {
             let last = taken.last().map(|(s, _)| *s).unwrap_or(0);
             (taken, last)
         };
-        let _g = shared.commits.lock();
+        let mut _g = shared.commits.lock();
+        *_g += 1;
         // Merge: the last op on each key wins; order between distinct keys is irrelevant
         // inside one atomic batch.
         let mut merged: BTreeMap<Vec<u8>, Op> = BTreeMap::new();
@@ -403,6 +409,110 @@ mod tests {
         drop(g);
         c.flush_blocking().unwrap();
         assert_eq!(c.scan(b"k", b"", 10_000).unwrap().len(), 1501);
+    }
+
+    /// A store whose commits take a while, like an fsync.
+    struct SlowStore(MemStore);
+
+    impl MetaStore for SlowStore {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn get_versioned(&self, key: &[u8]) -> Result<Option<crate::store::Versioned>, StoreError> {
+            self.0.get_versioned(key)
+        }
+        fn scan(
+            &self,
+            p: &[u8],
+            s: &[u8],
+            l: usize,
+        ) -> Result<Vec<crate::store::Entry>, StoreError> {
+            self.0.scan(p, s, l)
+        }
+        fn commit(&self, b: &Batch) -> Result<bool, StoreError> {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            self.0.commit(b)
+        }
+        fn checkpoint(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn concurrent_durable_operations_share_commits() {
+        let store = Arc::new(SlowStore(MemStore::new()));
+        let c = Arc::new(Committer::new(store.clone()));
+        let hs: Vec<_> = (0..8)
+            .map(|t| {
+                let c = Arc::clone(&c);
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let s = c.submit(vec![put(&format!("t{t}-{i:04}"), "v")]).unwrap();
+                        c.wait_durable_blocking(s).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(store.0.len(), 400);
+        // 400 durable operations; with 8 waiting at a time they share commits.
+        let commits = c.store_commits();
+        assert!(
+            commits < 200,
+            "{commits} commits for 400 durable operations"
+        );
+        // Back-to-back operations without waits are merged too.
+        let before = c.store_commits();
+        let mut last = 0;
+        for i in 0..1000 {
+            last = c.submit(vec![put(&format!("b{i:04}"), "v")]).unwrap();
+        }
+        c.wait_durable_blocking(last).unwrap();
+        let used = c.store_commits() - before;
+        assert!(
+            used < 100,
+            "{used} commits for 1000 back-to-back operations"
+        );
+    }
+
+    #[test]
+    fn failed_commit_poisons_and_keeps_reads_consistent() {
+        struct Failing;
+        impl MetaStore for Failing {
+            fn get(&self, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+                Ok(None)
+            }
+            fn get_versioned(
+                &self,
+                _: &[u8],
+            ) -> Result<Option<crate::store::Versioned>, StoreError> {
+                Ok(None)
+            }
+            fn scan(
+                &self,
+                _: &[u8],
+                _: &[u8],
+                _: usize,
+            ) -> Result<Vec<crate::store::Entry>, StoreError> {
+                Ok(vec![])
+            }
+            fn commit(&self, _: &Batch) -> Result<bool, StoreError> {
+                Err(StoreError::NoSpace("disk full".into()))
+            }
+            fn checkpoint(&self) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        let c = Committer::new(Arc::new(Failing));
+        let s = c.submit(vec![put("k", "v")]).unwrap();
+        assert_eq!(
+            c.wait_durable_blocking(s),
+            Err(StoreError::NoSpace("disk full".into()))
+        );
+        assert_eq!(c.get(b"k").unwrap(), Some(b"v".to_vec()));
+        assert!(c.submit(vec![put("k2", "v")]).is_err());
     }
 
     #[test]
