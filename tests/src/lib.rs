@@ -1,1 +1,3 @@
+//! Support code for NoKV's end-to-end tests, crash tests and benchmarks.
 
+pub mod crash;

@@ -144,6 +144,12 @@ impl Fs {
         Ok(self.inner.meta.commit.wait_durable(seq).await?)
     }
 
+    /// Number of metadata store commits so far (one WAL fsync each on a durable store);
+    /// compared with the number of operations it shows how well group commit batches.
+    pub fn metadata_commits(&self) -> u64 {
+        self.inner.meta.commit.store_commits()
+    }
+
     /// Publishes every open write session and makes everything durable (clean shutdown).
     pub async fn shutdown(&self) -> Result<()> {
         let ids: Vec<FileId> = self.inner.sessions.iter().map(|e| *e.key()).collect();
