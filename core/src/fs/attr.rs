@@ -129,6 +129,21 @@ impl Fs {
         inode.ctime = set.ctime.unwrap_or(now);
         txn.put_inode(id.ino(), &inode, Some(&found));
         txn.commit()?;
+        drop(_w);
+        if let Some(size) = set.size {
+            // A session that outlived the flush above must not keep the old size.
+            if let Some(s) = self
+                .inner
+                .sessions
+                .get(&id)
+                .map(|s| std::sync::Arc::clone(&s))
+            {
+                let mut st = s.state.lock().await;
+                if !st.has_changes() {
+                    st.size = size;
+                }
+            }
+        }
         Ok(self.attr_of(id, &inode))
     }
 

@@ -407,6 +407,32 @@ async fn unlinked_open_file_stays_readable_until_release() {
     assert_eq!(fs.getattr(f.id).await.unwrap_err().kind(), ErrorKind::Stale);
 }
 
+/// Frontends run core futures on a multi-threaded runtime: they must be `Send`.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn futures_are_send(fs: Fs, id: FileId) {
+    fn send<T: Send>(_: T) {}
+    let c = Caller::ROOT;
+    send(fs.lookup(id, b"x", &c));
+    send(fs.getattr(id));
+    send(fs.setattr(id, &SetAttr::default(), &c));
+    send(fs.create(id, b"x", 0, &c, false));
+    send(fs.mkdir(id, b"x", 0, &c));
+    send(fs.unlink(id, b"x", &c));
+    send(fs.rename(id, b"x", id, b"y", RenameFlags::default(), &c));
+    send(fs.link(id, id, b"x", &c));
+    send(fs.readdir(id, 0, 1, &c));
+    send(fs.read(id, 0, 1));
+    send(fs.write(id, 0, b""));
+    send(fs.flush(id));
+    send(fs.fsync(id));
+    send(fs.release(id));
+    send(fs.open(id, OpenFlags::default(), &c));
+    send(fs.setxattr(id, b"user.x", b"", XattrMode::Any, &c));
+    send(fs.listxattr(id));
+    send(fs.statfs());
+    send(fs.shutdown());
+}
+
 /// The lineage model without the workspace API: a layer built by hand on a parent read
 /// point reads everything through it, and writes diverge in both directions.
 #[tokio::test]
