@@ -6,7 +6,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// Next random value.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0.max(1);
         x ^= x >> 12;
         x ^= x << 25;
@@ -17,7 +17,7 @@ impl Rng {
 
     /// Uniform in `0..n`.
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 
     /// A file size: mostly small (inline), sometimes several blocks.
@@ -35,7 +35,7 @@ pub fn content(seed: u64, len: u64) -> Vec<u8> {
     let mut r = Rng(seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut v = Vec::with_capacity(len as usize);
     while (v.len() as u64) < len {
-        v.extend_from_slice(&r.next().to_le_bytes());
+        v.extend_from_slice(&r.next_u64().to_le_bytes());
     }
     v.truncate(len as usize);
     v

@@ -105,7 +105,7 @@ fn sigkill_loses_nothing_acknowledged() {
     for k in 0..kills {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nokv-crash-worker"))
             .arg(&dir)
-            .arg(rng.next().to_string())
+            .arg(rng.next_u64().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -44,7 +44,7 @@ fn main() {
                 let name = format!("f{next}");
                 next += 1;
                 let len = rng.size();
-                let cseed = rng.next();
+                let cseed = rng.next_u64();
                 let data = content(cseed, len);
                 writeln!(out.lock(), "BEGIN write {name} {len} {cseed}").unwrap();
                 let a = fs
@@ -70,7 +70,7 @@ fn main() {
             } else if choice < 6 {
                 let name = names[rng.below(names.len() as u64) as usize].clone();
                 let len = rng.size();
-                let cseed = rng.next();
+                let cseed = rng.next_u64();
                 let data = content(cseed, len);
                 writeln!(out.lock(), "BEGIN write {name} {len} {cseed}").unwrap();
                 let a = fs.lookup(root, name.as_bytes(), &ROOT).await.unwrap();
