@@ -122,15 +122,13 @@ fn sigkill_loses_nothing_acknowledged() {
         });
         // Wait until the worker has the volume open, then let it run a random while.
         let t = Instant::now();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l == "READY" => break,
-                Ok(l) => panic!("unexpected line before READY: {l}"),
-                Err(_) => panic!("worker did not start within 30 s"),
-            }
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l == "READY" => {}
+            Ok(l) => panic!("unexpected line before READY: {l}"),
+            Err(_) => panic!("worker did not start within 30 s"),
         }
         let run = Duration::from_millis(20 + rng.below(400));
-        std::thread::sleep(run.saturating_sub(Duration::from_millis(0)));
+        std::thread::sleep(run);
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         child.wait().unwrap();
