@@ -215,7 +215,8 @@ pub struct SetAttr {
     pub atime: Option<SetTime>,
     /// New modification time.
     pub mtime: Option<SetTime>,
-    /// New change time (only honoured for privileged callers such as the NFS server's own use).
+    /// Set the change time to exactly this instead of "now" (for frontends that must
+    /// reproduce a given time); it needs no permission beyond the other fields'.
     pub ctime: Option<Timestamp>,
 }
 

@@ -5,12 +5,15 @@
 //! ```text
 //! DATA/LOCK        flock()ed by the process that has the volume open; holds its pid + command
 //! DATA/volume.id   the volume id (names the volume's objects), written once at creation
+//! DATA/objects.location  where blocks live: `fs` or `s3 <endpoint> <bucket> <prefix>`
 //! DATA/meta/       holt metadata store
 //! DATA/objects/    OpenDAL fs object root (unless the volume's blocks live in S3)
 //! DATA/staging/    write-session staging files (emptied at open)
 //! ```
 //! Invariant V1: at most one process has a volume open; a second one fails at once with an
 //! error naming the holder (no waiting).
+//! Invariant V2: a volume is always opened against the object store it was created with;
+//! opening it with another one fails instead of showing missing data.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -61,6 +64,7 @@ impl Volume {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         let lock = lock_dir(dir)?;
         let id = volume_id(dir)?;
+        check_location(dir, cfg.s3.as_ref())?;
         let store: Arc<dyn MetaStore> = Arc::new(HoltStore::open(&dir.join("meta"))?);
         let objects: Arc<dyn ObjectStore> = match &cfg.s3 {
             Some(s3) => Arc::new(OpendalStore::s3(s3)?),
@@ -188,6 +192,45 @@ fn volume_id(dir: &Path) -> Result<String> {
                 .and_then(|d| d.sync_all())
                 .map_err(|e| io(dir, e))?;
             Ok(id)
+        }
+        Err(e) => Err(io(&path, e)),
+    }
+}
+
+fn location_of(s3: Option<&S3Config>) -> String {
+    match s3 {
+        None => "fs".to_string(),
+        Some(c) => format!(
+            "s3 {} {} {}",
+            c.endpoint.as_deref().unwrap_or("-"),
+            c.bucket,
+            c.root.as_deref().unwrap_or("-")
+        ),
+    }
+}
+
+/// Records where a new volume's blocks live, or checks that an existing one is opened with
+/// the same object store (V2).
+fn check_location(dir: &Path, s3: Option<&S3Config>) -> Result<()> {
+    let path = dir.join("objects.location");
+    let want = location_of(s3);
+    match std::fs::read_to_string(&path) {
+        Ok(have) if have.trim() == want => Ok(()),
+        Ok(have) => Err(FsError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "volume {} keeps its blocks in `{}`, but was opened with `{want}`; open it with the same object store settings",
+                dir.display(),
+                have.trim()
+            ),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let tmp = dir.join("objects.location.tmp");
+            let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            f.write_all(want.as_bytes()).map_err(|e| io(&tmp, e))?;
+            f.sync_all().map_err(|e| io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+            Ok(())
         }
         Err(e) => Err(io(&path, e)),
     }

@@ -292,6 +292,9 @@ impl Fs {
         let mut txn = meta.txn(ctx.head);
         inode.nlink += 1;
         inode.ctime = now;
+        // The parent pointer names the newest link (used for paths in diffs).
+        inode.parent = parent.ino();
+        inode.name = name.to_vec();
         txn.put_inode(id.ino(), &inode, Some(&found));
         txn.put_dentry(
             parent.ino(),

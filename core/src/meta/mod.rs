@@ -14,10 +14,11 @@
 //!   `[(head, MAX), parent read point, grandparent read point, ...]`.
 //!
 //! Invariants maintained here:
-//! - M1. (copy-up) Any `D`, `C` or `X` record of inode `n` in layer `L` is accompanied by an
-//!   `I` record of `n` in `L` written by the same transaction. This lets a chain read skip a
-//!   layer that has no `I` record of `n` (the per-layer "touched" set), so lookups stay cheap
-//!   down long lineages.
+//! - M1. (copy-up) Any `D`, `C` or `X` record of inode `n` written into a layer `L` is
+//!   accompanied by an `I` record of `n` in `L` written by the same transaction (in a
+//!   parentless layer, deleting an inode may leave its `C`/`X` records behind for GC). This
+//!   lets a chain read skip a layer that has no `I` record of `n` (the per-layer "touched"
+//!   set), so lookups stay cheap down long lineages.
 //! - M2. A record version that a pin (a child layer's read point, later a snapshot) can see
 //!   is never deleted by a write; unpinned superseded versions are deleted by the write that
 //!   supersedes them.
@@ -64,9 +65,12 @@ pub(crate) struct LayerInfo {
 struct Counters {
     version: u64,
     ino: u64,
-    /// Next data generation to hand out.
+    /// Last data generation handed out.
     generation: u64,
-    /// Generations below this are reserved durably (the persisted `gen` counter).
+    /// Generations up to this are reserved durably: only these are handed out.
+    gen_durable: u64,
+    /// The reservation being made durable (>= `gen_durable`); every transaction persists
+    /// this value, so a later transaction never lowers an in-flight reservation.
     gen_ceiling: u64,
     layer: u64,
     ws: u64,
@@ -83,6 +87,8 @@ pub(crate) struct Meta {
     layers: RwLock<HashMap<u64, LayerInfo>>,
     workspaces: RwLock<HashMap<u64, WorkspaceRecord>>,
     counters: Mutex<Counters>,
+    /// Serializes durable reservations of generation ranges.
+    gen_reserve: tokio::sync::Mutex<()>,
 }
 
 /// A record found by a chain read: where, at which version, and its bytes.
@@ -105,6 +111,7 @@ impl Meta {
             layers: RwLock::new(HashMap::new()),
             workspaces: RwLock::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
+            gen_reserve: tokio::sync::Mutex::new(()),
         };
         if meta.commit.get(&keys::system("version"))?.is_none() {
             meta.format(now, owner)?;
@@ -179,6 +186,7 @@ impl Meta {
                 1 => c.ino = v,
                 2 => {
                     c.generation = v;
+                    c.gen_durable = v;
                     c.gen_ceiling = v;
                 }
                 3 => c.layer = v,
@@ -419,20 +427,27 @@ impl Meta {
     /// before use, so a crash can never lead to an object key being written twice.
     pub async fn alloc_generation(&self) -> Result<u64> {
         loop {
-            let reserve = {
+            {
                 let mut c = self.counters.lock();
-                if c.generation < c.gen_ceiling {
+                if c.generation < c.gen_durable {
                     c.generation += 1;
                     return Ok(c.generation);
                 }
-                c.gen_ceiling += GEN_RESERVE;
+            }
+            // One reservation at a time; others wait for it and then allocate.
+            let _reserving = self.gen_reserve.lock().await;
+            let target = {
+                let mut c = self.counters.lock();
+                if c.generation < c.gen_durable {
+                    continue;
+                }
+                c.gen_ceiling = c.gen_durable + GEN_RESERVE;
                 c.gen_ceiling
             };
-            let seq = self.commit.submit(vec![Op::Put(
-                keys::system("gen"),
-                records::encode_counter(reserve),
-            )])?;
+            let op = Op::Put(keys::system("gen"), records::encode_counter(target));
+            let seq = self.commit.submit(vec![op])?;
             self.commit.wait_durable(seq).await?;
+            self.counters.lock().gen_durable = target;
         }
     }
 

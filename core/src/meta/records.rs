@@ -1,7 +1,8 @@
 //! Record values of every metadata family and their encodings.
 //!
-//! Byte layouts are listed in `docs/design.md` ("Record values"). Every record starts with a
-//! format byte so the layout can evolve; decoding validates lengths and enum tags.
+//! Byte layouts are listed in `docs/design.md` ("Record values"). Every record except the
+//! 8-byte counters starts with a format byte so the layout can evolve; decoding validates
+//! lengths and enum tags.
 
 use super::codec::{Dec, Enc};
 use crate::error::FsError;
