@@ -38,12 +38,26 @@ pub struct Cli {
 pub enum Command {
     /// Open (or create) the volume and serve it until SIGINT or SIGTERM.
     Serve(ServeArgs),
+    /// Print the volume's id, object store, usage and root-directory size.
+    Status(StatusArgs),
 }
 
 /// `nokv serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Where the volume's blocks live.
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// `nokv status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where the volume's blocks live (must match what `serve` uses).
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -84,9 +98,9 @@ mod tests {
 
     #[test]
     fn data_is_global_and_defaults() {
-        let cli = Cli::try_parse_from(["nokv", "serve"]).unwrap();
+        let cli = Cli::try_parse_from(["nokv", "status"]).unwrap();
         assert_eq!(cli.data, PathBuf::from(DEFAULT_DATA_DIR));
-        let cli = Cli::try_parse_from(["nokv", "serve", "--data", "/x"]).unwrap();
+        let cli = Cli::try_parse_from(["nokv", "status", "--data", "/x"]).unwrap();
         assert_eq!(cli.data, PathBuf::from("/x"));
         let cli = Cli::try_parse_from(["nokv", "--data", "/y", "serve"]).unwrap();
         assert_eq!(cli.data, PathBuf::from("/y"));
@@ -98,7 +112,9 @@ mod tests {
         assert!(Cli::try_parse_from(["nokv", "serve", "--s3-bucket", ""]).is_err());
         let cli =
             Cli::try_parse_from(["nokv", "serve", "--s3-bucket", "b", "--s3-prefix", "p"]).unwrap();
-        let Command::Serve(a) = cli.command;
+        let Command::Serve(a) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
         assert_eq!(a.s3.s3_bucket.as_deref(), Some("b"));
         assert_eq!(a.s3.s3_prefix.as_deref(), Some("p"));
     }

@@ -6,15 +6,16 @@
 //! code 1; a usage error exits 2; `--help` and `--version` exit 0.
 //!
 //! Modules: `args` (the clap surface), `open` (arguments to an open volume), `serve`,
-//! `error` (the error type and its one-line rendering).
+//! `status`, `error` (the error type and its one-line rendering).
 
 mod args;
 mod error;
 mod open;
 mod serve;
+mod status;
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -41,6 +42,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match &cli.command {
         Command::Serve(a) => serve::serve(&cli.data, a),
+        Command::Status(a) => status::status(&cli.data, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,4 +124,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Drops the runtime without hanging on a stray task (a read-ahead still in flight).
 fn shutdown_runtime(rt: tokio::runtime::Runtime) {
     rt.shutdown_timeout(RUNTIME_SHUTDOWN);
+}
+
+/// Writes a command's result to stdout. A reader that went away (`nokv status | head -1`)
+/// is not an error.
+fn print_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::io("writing output")(e))
+        }
+        _ => Ok(()),
+    }
 }
