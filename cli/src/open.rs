@@ -45,8 +45,7 @@ fn check_data_dir(dir: &Path, create: Create) -> Result<(), CliError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(CliError::io("--data")(e)),
     }
-    // `volume.id` is written once when a volume is created (see the core's volume layout).
-    if create == Create::Never && !dir.join("volume.id").exists() {
+    if create == Create::Never && !nokv_core::Volume::exists(dir) {
         return Err(CliError::NoVolume(PathBuf::from(dir)));
     }
     Ok(())

@@ -86,6 +86,11 @@ impl Volume {
         })
     }
 
+    /// Whether `dir` holds a volume (without opening or creating anything).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("volume.id").is_file()
+    }
+
     /// The filesystem.
     pub fn fs(&self) -> &Fs {
         &self.fs
