@@ -131,12 +131,18 @@ pub struct FsError {
 impl FsError {
     /// An error of `kind` with a context message.
     pub fn new(kind: ErrorKind, context: impl Into<String>) -> Self {
-        FsError { kind, context: context.into() }
+        FsError {
+            kind,
+            context: context.into(),
+        }
     }
 
     /// An error of `kind` with no further context.
     pub fn of(kind: ErrorKind) -> Self {
-        FsError { kind, context: String::new() }
+        FsError {
+            kind,
+            context: String::new(),
+        }
     }
 
     /// What went wrong.

@@ -46,7 +46,10 @@ pub struct ObjectError {
 impl ObjectError {
     /// A new error.
     pub fn new(kind: ObjectErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// What went wrong.

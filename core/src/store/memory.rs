@@ -44,15 +44,18 @@ impl MetaStore for MemStore {
     }
 
     fn get_versioned(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        Ok(self
-            .inner
-            .lock()
-            .map
-            .get(key)
-            .map(|(v, ver)| Versioned { value: v.clone(), version: *ver }))
+        Ok(self.inner.lock().map.get(key).map(|(v, ver)| Versioned {
+            value: v.clone(),
+            version: *ver,
+        }))
     }
 
-    fn scan(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::Entry>, StoreError> {
         let from = if start > prefix { start } else { prefix };
         let inner = self.inner.lock();
         Ok(inner

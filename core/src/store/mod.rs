@@ -32,6 +32,9 @@ pub const MAX_VALUE_LEN: usize = 65_535;
 /// the key; it is not an MVCC timestamp.
 pub type KeyVersion = u64;
 
+/// A key and its value, as returned by scans.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// A value together with its current version token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
@@ -157,7 +160,7 @@ pub trait MetaStore: Send + Sync + 'static {
     /// key order. `start` MAY be shorter than `prefix` or sort before it, in which case the
     /// scan starts at the first key of the prefix. MUST return every matching key (no
     /// delimiter roll-ups, no silent drops).
-    fn scan(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan(&self, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
 
     /// Apply `batch` atomically and durably. `Ok(false)` when a guard failed (nothing
     /// applied). Values longer than [`MAX_VALUE_LEN`] MUST be rejected before anything applies.
@@ -173,7 +176,10 @@ pub(crate) fn check_value_sizes(batch: &Batch) -> Result<(), StoreError> {
     for op in &batch.ops {
         if let Op::Put(_, v) = op {
             if v.len() > MAX_VALUE_LEN {
-                return Err(StoreError::ValueTooLarge { len: v.len(), max: MAX_VALUE_LEN });
+                return Err(StoreError::ValueTooLarge {
+                    len: v.len(),
+                    max: MAX_VALUE_LEN,
+                });
             }
         }
     }
