@@ -77,6 +77,7 @@ const BURN_CHUNK: u64 = 65_536;
 pub struct HoltStore {
     shared: Arc<Shared>,
     background: Option<Background>,
+    checkpoint_on_drop: bool,
 }
 
 struct Shared {
@@ -125,7 +126,18 @@ impl HoltStore {
             shared.restore_version_floor()?;
         }
         let background = interval.map(|every| Background::spawn(Arc::clone(&shared), every));
-        Ok(Self { shared, background })
+        Ok(Self {
+            shared,
+            background,
+            checkpoint_on_drop: true,
+        })
+    }
+
+    /// Drop the store as a crash would leave it: no final checkpoint (the WAL is replayed
+    /// on the next open). Commits are already durable.
+    #[cfg(test)]
+    pub(crate) fn close_without_checkpoint(mut self) {
+        self.checkpoint_on_drop = false;
     }
 }
 
@@ -134,7 +146,7 @@ impl Drop for HoltStore {
         if let Some(background) = self.background.take() {
             background.stop();
         }
-        if self.shared.poison.get().is_none() {
+        if self.checkpoint_on_drop && self.shared.poison.get().is_none() {
             if let Err(e) = self.shared.checkpoint() {
                 tracing::warn!(dir = %self.shared.dir.display(), error = %e, "final checkpoint failed");
             }
