@@ -40,7 +40,10 @@ impl MemObjectStore {
 
     fn check(&self) -> Result<(), ObjectError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(ObjectError::new(ObjectErrorKind::Unavailable, "injected failure"))
+            Err(ObjectError::new(
+                ObjectErrorKind::Unavailable,
+                "injected failure",
+            ))
         } else {
             Ok(())
         }
@@ -80,7 +83,11 @@ impl ObjectStore for MemObjectStore {
             .lock()
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| ObjectMeta { key: k.clone(), size: v.len() as u64, modified_secs: 0 })
+            .map(|(k, v)| ObjectMeta {
+                key: k.clone(),
+                size: v.len() as u64,
+                modified_secs: 0,
+            })
             .collect())
     }
 

@@ -12,7 +12,7 @@ mod memory;
 mod opendal_store;
 
 pub use memory::MemObjectStore;
-pub use opendal_store::{OpendalStore, S3Config};
+pub use opendal_store::{OpendalStore, S3Config, StoreOptions};
 
 use std::fmt;
 use std::ops::Range;
@@ -46,7 +46,10 @@ pub struct ObjectError {
 impl ObjectError {
     /// A new error.
     pub fn new(kind: ObjectErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// What went wrong.
