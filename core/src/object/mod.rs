@@ -8,6 +8,8 @@
 //! [`MemObjectStore`] for tests. `opendal::Error` never leaves `object::opendal_store`:
 //! temporary errors are retried there and the rest become [`ObjectError`].
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
 mod memory;
 mod opendal_store;
 

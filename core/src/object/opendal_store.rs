@@ -581,6 +581,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use crate::object::conformance::{self, Expect};
 
     fn fs_store(dir: &tempfile::TempDir) -> OpendalStore {
         OpendalStore::fs(&dir.path().join("objects")).unwrap()
@@ -593,112 +594,62 @@ mod tests {
             .into()
     }
 
+    // The shared behaviour suite, one step per test, on the fs backend.
     #[tokio::test]
-    async fn round_trip_and_ranges() {
+    async fn fs_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = fs_store(&dir);
-        let data = bytes(10_000);
-        store.put("blocks/1/2/3/0/0", data.clone()).await.unwrap();
-        assert_eq!(
-            store
-                .get_range("blocks/1/2/3/0/0", 0..10_000)
-                .await
-                .unwrap(),
-            data
-        );
-        assert_eq!(
-            store.get_range("blocks/1/2/3/0/0", 100..250).await.unwrap(),
-            data.slice(100..250)
-        );
+        conformance::round_trip(&store, "").await;
         // Nothing is left in the staging directory once `put` returns.
-        let staged = std::fs::read_dir(dir.path().join("objects").join(TMP_DIR))
-            .unwrap()
-            .count();
-        assert_eq!(staged, 0);
+        let staged = std::fs::read_dir(dir.path().join("objects").join(TMP_DIR)).unwrap();
+        assert_eq!(staged.count(), 0);
     }
 
     #[tokio::test]
-    async fn ranges_past_the_end_are_clamped() {
+    async fn fs_ranges_past_the_end_are_clamped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = fs_store(&dir);
-        let data = bytes(10);
-        store.put("k", data.clone()).await.unwrap();
-        assert_eq!(store.get_range("k", 5..100).await.unwrap(), data.slice(5..));
-        assert_eq!(store.get_range("k", 10..20).await.unwrap(), Bytes::new());
-        assert_eq!(store.get_range("k", 50..60).await.unwrap(), Bytes::new());
-        assert_eq!(store.get_range("k", 3..3).await.unwrap(), Bytes::new());
-        let err = store.get_range("missing", 3..3).await.unwrap_err();
-        assert_eq!(err.kind(), ObjectErrorKind::NotFound);
+        conformance::ranges_past_the_end(&fs_store(&dir), "").await;
     }
 
     #[tokio::test]
-    async fn empty_object() {
+    async fn fs_empty_object() {
         let dir = tempfile::tempdir().unwrap();
-        let store = fs_store(&dir);
-        store.put("empty", Bytes::new()).await.unwrap();
-        assert_eq!(store.get_range("empty", 0..10).await.unwrap(), Bytes::new());
+        conformance::empty_object(&fs_store(&dir), "").await;
     }
 
     #[tokio::test]
-    async fn missing_key_is_not_found_and_names_the_key() {
+    async fn fs_missing_key_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let store = fs_store(&dir);
-        let err = store.get_range("no/such/key", 0..10).await.unwrap_err();
-        assert_eq!(err.kind(), ObjectErrorKind::NotFound);
-        assert!(err.to_string().contains("no/such/key"), "{err}");
-        assert!(err.to_string().contains("fs:"), "{err}");
+        conformance::missing_key(&fs_store(&dir), "").await;
     }
 
     #[tokio::test]
-    async fn delete_is_idempotent() {
+    async fn fs_delete_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let store = fs_store(&dir);
-        store.put("a/b", bytes(3)).await.unwrap();
-        store.delete("a/b").await.unwrap();
-        let err = store.get_range("a/b", 0..3).await.unwrap_err();
-        assert_eq!(err.kind(), ObjectErrorKind::NotFound);
-        store.delete("a/b").await.unwrap();
-        store.delete("never/was").await.unwrap();
+        conformance::delete_is_idempotent(&fs_store(&dir), "").await;
     }
 
     #[tokio::test]
-    async fn list_is_recursive_and_filtered_by_prefix() {
+    async fn fs_list_is_recursive_with_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let store = fs_store(&dir);
-        for (key, len) in [
-            ("a/b/1", 1),
-            ("a/b/2", 2),
-            ("a/bc/3", 3),
-            ("a/c/d/4", 4),
-            ("z", 5),
-        ] {
-            store.put(key, bytes(len)).await.unwrap();
-        }
-        let keys = |mut v: Vec<ObjectMeta>| {
-            v.sort_by(|x, y| x.key.cmp(&y.key));
-            v.into_iter().map(|m| (m.key, m.size)).collect::<Vec<_>>()
+        let expect = Expect {
+            modified_times: true,
         };
+        conformance::list_recursive(&store, "", expect).await;
+        // Staged files and directories never show up, even when listing everything.
+        std::fs::write(dir.path().join("objects").join(TMP_DIR).join("x.123"), b"x").unwrap();
         let all = store.list("").await.unwrap();
-        assert!(
-            all.iter().all(|m| m.modified_secs > 1_600_000_000),
-            "{all:?}"
-        );
-        assert_eq!(keys(all).len(), 5);
-        assert_eq!(
-            keys(store.list("a/b").await.unwrap()),
-            [
-                ("a/b/1".into(), 1),
-                ("a/b/2".into(), 2),
-                ("a/bc/3".into(), 3)
-            ]
-        );
-        assert_eq!(keys(store.list("a/b/").await.unwrap()).len(), 2);
-        assert_eq!(
-            keys(store.list("a/c").await.unwrap()),
-            [("a/c/d/4".into(), 4)]
-        );
-        assert!(store.list("nothing/here/").await.unwrap().is_empty());
+        assert!(all.iter().all(|m| m.key.starts_with("ls/")), "{all:?}");
         assert!(store.list("/abs").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn fs_large_object_and_many_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fs_store(&dir);
+        conformance::large_object(&store, "", 20 << 20).await;
+        conformance::many_keys(&store, "", 300).await;
     }
 
     #[tokio::test]
