@@ -18,10 +18,11 @@
 //!    every directory from the key's parent up to the root so the rename itself survives a
 //!    crash. S3: a single `PutObject`, atomic by the protocol.
 //! 3. **Both backends behave the same**: a range past the end is clamped. OpenDAL fails such
-//!    a read with `RangeNotSatisfied` on both backends (S3 answers 416 when the range starts
-//!    at or past the end), so `get_range` then stats the key and reads what exists; only reads
-//!    that cross the end pay the extra round trip. Deleting a missing key succeeds; `list` is
-//!    recursive and never returns directories, staged files or keys outside the prefix.
+//!    a read on both backends (`RangeNotSatisfied` on fs and for S3's 416; "too little data"
+//!    for S3's short 206), so after such a failure `get_range` stats the key and, if the range
+//!    did cross the end, reads what exists; only those reads pay the extra round trips.
+//!    Deleting a missing key succeeds; `list` is recursive and never returns directories,
+//!    staged files or keys outside the prefix.
 //! 4. **Keys are checked** before any I/O: non-empty, relative, no empty, `.` or `..`
 //!    component, not under the reserved `.nokv-tmp/` directory. So a key is stored and listed
 //!    back byte for byte.
@@ -321,19 +322,24 @@ impl ObjectStore for OpendalStore {
         self.retry("get", key, || async {
             match self.op.read_with(key).range(range.clone()).await {
                 Ok(buf) => Ok(buf.to_bytes()),
-                // OpenDAL refuses any range that runs past the end (and S3 answers 416 when it
-                // starts there): learn the length and read what exists.
-                Err(e) if e.kind() == opendal::ErrorKind::RangeNotSatisfied => {
+                // OpenDAL insists on the exact range: a range past the end fails, with
+                // `RangeNotSatisfied` (fs; S3's 416 when it starts at or past the end) or
+                // "reader got too little data" (S3's short 206 when it crosses the end).
+                // Learn the length; if the range did cross it, read what exists.
+                Err(e) if may_be_past_end(&e) => {
                     let len = self
                         .op
                         .stat(key)
                         .await
                         .map_err(|e| self.failure(e))?
                         .content_length();
+                    if range.end <= len {
+                        return Err(self.failure(e));
+                    }
                     if range.start >= len {
                         return Ok(Bytes::new());
                     }
-                    let clamped = range.start..range.end.min(len);
+                    let clamped = range.start..len;
                     let buf = self.op.read_with(key).range(clamped).await;
                     buf.map(|b| b.to_bytes()).map_err(|e| self.failure(e))
                 }
@@ -399,6 +405,15 @@ impl ObjectStore for OpendalStore {
             Backend::Fs { root } => format!("fs:{}", root.display()),
             Backend::S3 { describe } => describe.clone(),
         }
+    }
+}
+
+/// Whether a failed ranged read may have failed only because the range crossed the end.
+fn may_be_past_end(err: &opendal::Error) -> bool {
+    match err.kind() {
+        opendal::ErrorKind::RangeNotSatisfied => true,
+        opendal::ErrorKind::Unexpected => !err.is_temporary(),
+        _ => false,
     }
 }
 
