@@ -1,1 +1,3 @@
+//! Support code for NoKV's end-to-end tests.
 
+pub mod seaweed;
