@@ -108,3 +108,26 @@ fn second_opener_gets_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn object_store_mismatch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = VolumeConfig::new(tmp.path().join("vol"));
+    drop(Volume::open(&cfg).unwrap());
+    let mut s3 = cfg.clone();
+    s3.s3 = Some(nokv_core::object::S3Config {
+        endpoint: Some("http://127.0.0.1:9".into()),
+        bucket: "b".into(),
+        ..Default::default()
+    });
+    let err = Volume::open(&s3)
+        .err()
+        .expect("opening with another object store must fail");
+    assert_eq!(err.kind(), nokv_core::ErrorKind::InvalidArgument);
+    assert!(
+        err.to_string().contains("keeps its blocks in `fs`"),
+        "{err}"
+    );
+    // The original settings still work.
+    drop(Volume::open(&cfg).unwrap());
+}

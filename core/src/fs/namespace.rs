@@ -182,9 +182,7 @@ impl Fs {
         if existing.is_some() {
             return Err(FsError::of(ErrorKind::Exists));
         }
-        let prev_dentry = meta.read_versioned(&ctx.chain, parent.ino(), |l| {
-            crate::meta::keys::dentry_prefix(l, parent.ino(), name)
-        })?;
+        let prev_dentry = meta.dentry_record(&ctx.chain, parent.ino(), name)?;
         let now = Timestamp::now();
         let mut txn = meta.txn(ctx.head);
         let ino = meta.alloc_ino(&mut txn)?;
@@ -285,9 +283,7 @@ impl Fs {
         if meta.dentry(&ctx.chain, parent.ino(), name)?.is_some() {
             return Err(FsError::of(ErrorKind::Exists));
         }
-        let prev_dentry = meta.read_versioned(&ctx.chain, parent.ino(), |l| {
-            crate::meta::keys::dentry_prefix(l, parent.ino(), name)
-        })?;
+        let prev_dentry = meta.dentry_record(&ctx.chain, parent.ino(), name)?;
         let now = Timestamp::now();
         let mut txn = meta.txn(ctx.head);
         inode.nlink += 1;
@@ -580,9 +576,7 @@ impl Fs {
                     Some(&tfound),
                 );
             } else {
-                let prev = meta.read_versioned(&ctx.chain, dino, |l| {
-                    crate::meta::keys::dentry_prefix(l, dino, dst_name)
-                })?;
+                let prev = meta.dentry_record(&ctx.chain, dino, dst_name)?;
                 txn.put_dentry(
                     dino,
                     dst_name,

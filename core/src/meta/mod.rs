@@ -56,9 +56,33 @@ pub(crate) struct LayerInfo {
     pub parent: Option<ReadPoint>,
     /// Inodes with an `I` record in this layer (M1); `None` for parentless layers, which are
     /// always the end of a chain and so always searched.
-    touched: Option<RwLock<HashSet<u64>>>,
+    touched: Option<RwLock<Touched>>,
     /// Highest version of this layer that some pin can read (M2); 0 when unpinned.
     pin_floor: u64,
+}
+
+/// What a layer with a parent holds records of (M1): inodes with `I` records, and
+/// `(dir, name hash)` pairs with `D` records, so a lookup down a long lineage seeks only the
+/// layers that changed that very entry.
+#[derive(Debug, Default)]
+struct Touched {
+    inos: HashSet<u64>,
+    names: HashSet<(u64, u64)>,
+}
+
+/// What a chain read looks for, to skip layers that cannot have it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Probe {
+    /// Any record of an inode (`I`, `C`, `X`).
+    Ino(u64),
+    /// The entry with this name hash in this directory (`D`).
+    Name(u64, u64),
+}
+
+impl From<u64> for Probe {
+    fn from(ino: u64) -> Self {
+        Probe::Ino(ino)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -213,13 +237,22 @@ impl Meta {
             let touched = match rec.parent {
                 None => None,
                 Some(_) => {
-                    let mut set = HashSet::new();
+                    let mut t = Touched::default();
                     for (k, _) in self.scan_all(&keys::inode_layer_prefix(id))? {
                         if let Some(ino) = keys::read_u64(&k, 9) {
-                            set.insert(ino);
+                            t.inos.insert(ino);
                         }
                     }
-                    Some(RwLock::new(set))
+                    let mut dprefix = vec![keys::tag::DENTRY];
+                    dprefix.extend_from_slice(&id.to_be_bytes());
+                    for (k, _) in self.scan_all(&dprefix)? {
+                        if let (Some(dir), Some(h)) =
+                            (keys::read_u64(&k, 9), keys::read_u64(&k, 17))
+                        {
+                            t.names.insert((dir, h));
+                        }
+                    }
+                    Some(RwLock::new(t))
                 }
             };
             table.insert(
@@ -300,22 +333,24 @@ impl Meta {
         }
     }
 
-    /// Whether `layer` may hold records of `ino` (M1).
-    fn may_have(&self, layer: u64, ino: u64) -> bool {
-        match self
-            .layers
-            .read()
-            .get(&layer)
-            .and_then(|l| l.touched.as_ref())
-        {
-            Some(t) => t.read().contains(&ino),
+    /// Whether `layer` may hold what `probe` looks for (M1).
+    fn may_have(&self, layer: u64, probe: Probe) -> bool {
+        let layers = self.layers.read();
+        match layers.get(&layer).and_then(|l| l.touched.as_ref()) {
+            Some(t) => {
+                let t = t.read();
+                match probe {
+                    Probe::Ino(ino) => t.inos.contains(&ino),
+                    Probe::Name(dir, h) => t.names.contains(&(dir, h)),
+                }
+            }
             None => true,
         }
     }
 
     /// Whether `layer` may hold records of `ino` (for listings).
     pub fn may_have_pub(&self, layer: u64, ino: u64) -> bool {
-        self.may_have(layer, ino)
+        self.may_have(layer, Probe::Ino(ino))
     }
 
     /// The newest record visible through `chain` for the object `ino` whose per-layer key
@@ -323,11 +358,12 @@ impl Meta {
     pub fn read_versioned(
         &self,
         chain: &[ReadPoint],
-        ino: u64,
+        probe: impl Into<Probe>,
         prefix_of: impl Fn(u64) -> Vec<u8>,
     ) -> Result<Option<Found>> {
+        let probe = probe.into();
         for rp in chain {
-            if !self.may_have(rp.layer, ino) {
+            if !self.may_have(rp.layer, probe) {
                 continue;
             }
             let prefix = prefix_of(rp.layer);
@@ -353,13 +389,24 @@ impl Meta {
     }
 
     /// The entry `name` of directory `dir` through `chain` (`None` if absent or whited out).
+    /// The raw entry record `name` of `dir` (including whiteouts).
+    pub fn dentry_record(
+        &self,
+        chain: &[ReadPoint],
+        dir: u64,
+        name: &[u8],
+    ) -> Result<Option<Found>> {
+        let probe = Probe::Name(dir, keys::name_hash(name));
+        self.read_versioned(chain, probe, |l| keys::dentry_prefix(l, dir, name))
+    }
+
     pub fn dentry(
         &self,
         chain: &[ReadPoint],
         dir: u64,
         name: &[u8],
     ) -> Result<Option<(Dentry, Found)>> {
-        match self.read_versioned(chain, dir, |l| keys::dentry_prefix(l, dir, name))? {
+        match self.dentry_record(chain, dir, name)? {
             Some(f) => match Dentry::decode(&f.value)? {
                 Dentry::Whiteout => Ok(None),
                 d => Ok(Some((d, f))),
@@ -408,6 +455,7 @@ impl Meta {
             version,
             ops: Vec::new(),
             changed: BTreeSet::new(),
+            names: Vec::new(),
             counters: false,
         }
     }
@@ -492,7 +540,7 @@ impl Meta {
                 id,
                 LayerInfo {
                     parent,
-                    touched: parent.map(|_| RwLock::new(HashSet::new())),
+                    touched: parent.map(|_| RwLock::new(Touched::default())),
                     pin_floor: 0,
                 },
             );
@@ -532,10 +580,12 @@ impl Meta {
         self.layers.read().get(&layer).map_or(0, |l| l.pin_floor)
     }
 
-    fn mark_touched(&self, layer: u64, inos: &BTreeSet<u64>) {
+    fn mark_touched(&self, layer: u64, inos: &BTreeSet<u64>, names: &[(u64, u64)]) {
         if let Some(info) = self.layers.read().get(&layer) {
             if let Some(t) = &info.touched {
-                t.write().extend(inos.iter().copied());
+                let mut t = t.write();
+                t.inos.extend(inos.iter().copied());
+                t.names.extend(names.iter().copied());
             }
         }
     }
@@ -551,6 +601,8 @@ pub(crate) struct Txn<'a> {
     pub version: u64,
     ops: Vec<Op>,
     changed: BTreeSet<u64>,
+    /// `(dir, name hash)` of every entry written (for the layer's touched set).
+    names: Vec<(u64, u64)>,
     counters: bool,
 }
 
@@ -608,6 +660,7 @@ impl Txn<'_> {
 
     /// Writes the entry `name` of `dir`.
     pub fn put_dentry(&mut self, dir: u64, name: &[u8], d: Dentry, prev: Option<&Found>) {
+        self.names.push((dir, keys::name_hash(name)));
         self.put_record(
             dir,
             keys::dentry_prefix(self.layer, dir, name),
@@ -618,6 +671,7 @@ impl Txn<'_> {
 
     /// Removes the entry `name` of `dir`: a whiteout when a lower layer or pin can see it.
     pub fn delete_dentry(&mut self, dir: u64, name: &[u8], prev: &Found) {
+        self.names.push((dir, keys::name_hash(name)));
         let prefix = keys::dentry_prefix(self.layer, dir, name);
         let inherited = self
             .meta
@@ -688,7 +742,8 @@ impl Txn<'_> {
         }
         self.meta.counter_ops(&mut self.ops);
         let _ = self.counters;
-        self.meta.mark_touched(self.layer, &self.changed);
+        self.meta
+            .mark_touched(self.layer, &self.changed, &self.names);
         Ok(self.meta.commit.submit(std::mem::take(&mut self.ops))?)
     }
 }
