@@ -44,6 +44,9 @@ pub(crate) struct SessionState {
     pub size: u64,
     /// Set when unpublished writes changed the file.
     pub modified: Option<Timestamp>,
+    /// Generation of this publish cycle's uploads, and the blocks uploaded under it.
+    pub generation: Option<u64>,
+    pub uploaded: std::collections::HashSet<u64>,
 }
 
 /// A write session for one file id.
@@ -64,6 +67,8 @@ impl Session {
                 uploading: BTreeMap::new(),
                 size,
                 modified: None,
+                generation: None,
+                uploaded: std::collections::HashSet::new(),
             }),
             pending: parking_lot::Mutex::new(None),
         }
@@ -135,6 +140,8 @@ impl SessionState {
         self.dirty.clear();
         self.uploading.clear();
         self.modified = None;
+        self.generation = None;
+        self.uploaded.clear();
         if let Some(f) = &self.staging {
             f.set_len(0).map_err(|e| io_err("truncate", e))?;
         }

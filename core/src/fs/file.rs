@@ -317,7 +317,18 @@ impl Fs {
     async fn start_upload(&self, st: &mut SessionState, id: FileId, b: u64) -> Result<()> {
         let bytes = Bytes::from(st.block_bytes(b)?);
         let len = bytes.len() as u32;
-        let generation = self.inner.meta.alloc_generation().await?;
+        // One generation per publish cycle (all its blocks share the key prefix); a block
+        // uploaded twice in one cycle needs a fresh generation so no key is written twice.
+        let generation = match st.generation {
+            Some(g) if !st.uploaded.contains(&b) => g,
+            _ => {
+                let g = self.inner.meta.alloc_generation().await?;
+                st.generation = Some(g);
+                st.uploaded.clear();
+                g
+            }
+        };
+        st.uploaded.insert(b);
         let data = Arc::clone(&self.inner.data);
         let key = object_key(&data.volume, id.ino(), generation, b);
         let permit = Arc::clone(&data.uploads)
