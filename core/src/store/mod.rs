@@ -27,6 +27,7 @@ mod conformance;
 pub use holt_store::HoltStore;
 pub use memory::MemStore;
 pub use redb_store::RedbStore;
+pub(crate) use redb_store::FILE_NAME as REDB_FILE_NAME;
 
 /// Largest value a store accepts (holt's limit).
 pub const MAX_VALUE_LEN: usize = 65_535;
