@@ -5,7 +5,7 @@
 //! path (4 MiB immutable blocks in an object store). It knows nothing of FUSE or NFS.
 //!
 //! Layout:
-//! - [`store`]: the `MetaStore` trait and its holt / in-memory implementations.
+//! - [`store`]: the `MetaStore` trait and its redb / holt / in-memory implementations.
 //! - [`object`]: the `ObjectStore` trait over OpenDAL (fs, s3) and an in-memory one.
 //! - `meta`: key codec, record encodings, group commit, layer-chain reads.
 //! - `data`: write sessions, block cache, reads.
@@ -28,4 +28,4 @@ pub use error::{ErrorKind, FsError, Result};
 pub use fs::{Fs, FsOptions, OpenFlags};
 pub use meta::ReadPoint;
 pub use types::*;
-pub use volume::{Volume, VolumeConfig};
+pub use volume::{MetaEngine, Volume, VolumeConfig};

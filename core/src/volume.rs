@@ -6,7 +6,8 @@
 //! DATA/LOCK        flock()ed by the process that has the volume open; holds its pid + command
 //! DATA/volume.id   the volume id (names the volume's objects), written once at creation
 //! DATA/objects.location  where blocks live: `fs` or `s3 <endpoint> <bucket> <prefix>`
-//! DATA/meta/       holt metadata store
+//! DATA/meta.engine the metadata engine, `redb` or `holt`, written once at creation
+//! DATA/meta/       metadata store: `meta.redb` (redb), or holt's files (holt)
 //! DATA/objects/    OpenDAL fs object root (unless the volume's blocks live in S3)
 //! DATA/staging/    write-session staging files (emptied at open)
 //! ```
@@ -14,6 +15,10 @@
 //! error naming the holder (no waiting).
 //! Invariant V2: a volume is always opened against the object store it was created with;
 //! opening it with another one fails instead of showing missing data.
+//! Invariant V3: a volume is always opened with the metadata engine it was created with
+//! (`DATA/meta.engine`); asking for another one fails instead of starting an empty store.
+//! A volume from before `meta.engine` existed has a non-empty `DATA/meta/` without
+//! `meta.redb`: it is a holt volume, and is recorded as one on its first open.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -24,7 +29,51 @@ use std::sync::Arc;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::{Fs, FsOptions};
 use crate::object::{ObjectStore, OpendalStore, S3Config};
-use crate::store::{HoltStore, MetaStore};
+use crate::store::{HoltStore, MetaStore, RedbStore};
+
+/// The embedded engine that holds a volume's metadata (see
+/// `docs/decisions/0003-redb-default-metadata-engine.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MetaEngine {
+    /// redb: one database file, `DATA/meta/meta.redb`. The default for new volumes.
+    #[default]
+    Redb,
+    /// holt 0.9.2 in `DATA/meta/`, through its safe subset. It stops accepting writes
+    /// once many small records fill a blob's slot table (decision 0001, defect 7).
+    Holt,
+}
+
+impl MetaEngine {
+    /// The name recorded in `DATA/meta.engine`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaEngine::Redb => "redb",
+            MetaEngine::Holt => "holt",
+        }
+    }
+
+    /// The engine recorded as `name`, if any.
+    pub fn from_name(name: &str) -> Option<MetaEngine> {
+        match name {
+            "redb" => Some(MetaEngine::Redb),
+            "holt" => Some(MetaEngine::Holt),
+            _ => None,
+        }
+    }
+
+    fn open(self, dir: &Path) -> Result<Arc<dyn MetaStore>> {
+        Ok(match self {
+            MetaEngine::Redb => Arc::new(RedbStore::open(dir)?),
+            MetaEngine::Holt => Arc::new(HoltStore::open(dir)?),
+        })
+    }
+}
+
+impl std::fmt::Display for MetaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How to open a volume.
 #[derive(Debug, Clone)]
@@ -35,6 +84,10 @@ pub struct VolumeConfig {
     pub s3: Option<S3Config>,
     /// Block cache size in bytes.
     pub cache_bytes: usize,
+    /// The metadata engine. `None` (the default): an existing volume's recorded engine,
+    /// [`MetaEngine::default`] (redb) for a new one. `Some(engine)` also requires an
+    /// existing volume to use `engine`.
+    pub meta_engine: Option<MetaEngine>,
 }
 
 impl VolumeConfig {
@@ -44,6 +97,7 @@ impl VolumeConfig {
             data_dir: data_dir.into(),
             s3: None,
             cache_bytes: 256 << 20,
+            meta_engine: None,
         }
     }
 }
@@ -54,6 +108,7 @@ pub struct Volume {
     id: String,
     data_dir: PathBuf,
     objects: String,
+    meta_engine: MetaEngine,
     _lock: File,
 }
 
@@ -65,7 +120,8 @@ impl Volume {
         let lock = lock_dir(dir)?;
         let id = volume_id(dir)?;
         check_location(dir, cfg.s3.as_ref())?;
-        let store: Arc<dyn MetaStore> = Arc::new(HoltStore::open(&dir.join("meta"))?);
+        let meta_engine = check_engine(dir, cfg.meta_engine)?;
+        let store = meta_engine.open(&dir.join("meta"))?;
         let objects: Arc<dyn ObjectStore> = match &cfg.s3 {
             Some(s3) => Arc::new(OpendalStore::s3(s3)?),
             None => Arc::new(OpendalStore::fs(&dir.join("objects"))?),
@@ -82,6 +138,7 @@ impl Volume {
             id,
             data_dir: dir.clone(),
             objects: describe,
+            meta_engine,
             _lock: lock,
         })
     }
@@ -109,6 +166,11 @@ impl Volume {
     /// Where blocks are stored ("fs:/...", "s3://...").
     pub fn objects(&self) -> &str {
         &self.objects
+    }
+
+    /// The engine holding the volume's metadata.
+    pub fn meta_engine(&self) -> MetaEngine {
+        self.meta_engine
     }
 
     /// Publishes every pending write and makes all metadata durable.
@@ -188,14 +250,7 @@ fn volume_id(dir: &Path) -> Result<String> {
                 dir.display()
             );
             let id = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()));
-            let tmp = dir.join("volume.id.tmp");
-            let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-            f.write_all(id.as_bytes()).map_err(|e| io(&tmp, e))?;
-            f.sync_all().map_err(|e| io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io(dir, e))?;
+            write_once(dir, "volume.id", &id)?;
             Ok(id)
         }
         Err(e) => Err(io(&path, e)),
@@ -229,14 +284,184 @@ fn check_location(dir: &Path, s3: Option<&S3Config>) -> Result<()> {
                 have.trim()
             ),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let tmp = dir.join("objects.location.tmp");
-            let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-            f.write_all(want.as_bytes()).map_err(|e| io(&tmp, e))?;
-            f.sync_all().map_err(|e| io(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-            Ok(())
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_once(dir, "objects.location", &want),
         Err(e) => Err(io(&path, e)),
+    }
+}
+
+/// The engine of the volume in `dir`, recording it for a new volume (V3). `asked` is the
+/// configured engine, if the caller chose one.
+fn check_engine(dir: &Path, asked: Option<MetaEngine>) -> Result<MetaEngine> {
+    let path = dir.join("meta.engine");
+    let have = match std::fs::read_to_string(&path) {
+        Ok(name) => MetaEngine::from_name(name.trim()).ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "{}: unknown metadata engine `{}`",
+                    path.display(),
+                    name.trim()
+                ),
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let engine = if is_legacy_holt(&dir.join("meta"))? {
+                MetaEngine::Holt
+            } else {
+                asked.unwrap_or_default()
+            };
+            write_once(dir, "meta.engine", engine.name())?;
+            engine
+        }
+        Err(e) => return Err(io(&path, e)),
+    };
+    match asked {
+        Some(want) if want != have => Err(FsError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "volume {} keeps its metadata in `{have}`, but was opened with `{want}`; open it without choosing an engine, or with `{have}`",
+                dir.display()
+            ),
+        )),
+        _ => Ok(have),
+    }
+}
+
+/// Whether `meta` holds a holt store written before volumes recorded their engine: it has
+/// files, none of them redb's.
+fn is_legacy_holt(meta: &Path) -> Result<bool> {
+    let mut entries = match std::fs::read_dir(meta) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(meta, e)),
+    };
+    let any = entries
+        .next()
+        .transpose()
+        .map_err(|e| io(meta, e))?
+        .is_some();
+    Ok(any && !meta.join(crate::store::REDB_FILE_NAME).exists())
+}
+
+/// Creates `dir/name` holding `contents`, durably and atomically: a temporary file,
+/// synced, renamed into place, then the directory synced.
+fn write_once(dir: &Path, name: &str, contents: &str) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    f.write_all(contents.as_bytes()).map_err(|e| io(&tmp, e))?;
+    f.sync_all().map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Batch;
+
+    // `Volume::open` cannot run here yet (the OpenDAL object store is a stub on this
+    // branch), so these tests drive the same steps it takes: `check_engine`, then the
+    // engine's store in `DATA/meta`.
+
+    fn recorded(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("meta.engine")).unwrap()
+    }
+
+    /// What `Volume::open` does for the metadata: the engine, then its store, in which a
+    /// key is written (when `write`) or must be found.
+    fn open_meta(dir: &Path, asked: Option<MetaEngine>, write: bool) -> Result<MetaEngine> {
+        let engine = check_engine(dir, asked)?;
+        let store = engine.open(&dir.join("meta"))?;
+        if write {
+            let mut batch = Batch::new();
+            batch.put(b"kept".to_vec(), b"v".to_vec());
+            assert!(store.commit(&batch)?);
+        }
+        assert_eq!(store.get(b"kept")?.as_deref(), Some(&b"v"[..]), "{engine}");
+        Ok(engine)
+    }
+
+    fn assert_refused(dir: &Path, asked: MetaEngine, have: &str) {
+        let err = open_meta(dir, Some(asked), false).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.context().contains(&format!("`{have}`"))
+                && err.context().contains(&format!("`{asked}`")),
+            "{err}"
+        );
+        // The refused open changed nothing.
+        assert_eq!(recorded(dir), have);
+    }
+
+    #[test]
+    fn new_volume_defaults_to_redb_and_keeps_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(open_meta(dir, None, true).unwrap(), MetaEngine::Redb);
+        assert_eq!(recorded(dir), "redb");
+        assert!(dir.join("meta").join("meta.redb").is_file());
+        assert_eq!(open_meta(dir, None, false).unwrap(), MetaEngine::Redb);
+        let asked = Some(MetaEngine::Redb);
+        assert_eq!(open_meta(dir, asked, false).unwrap(), MetaEngine::Redb);
+        assert_refused(dir, MetaEngine::Holt, "redb");
+        assert_eq!(open_meta(dir, None, false).unwrap(), MetaEngine::Redb);
+    }
+
+    #[test]
+    fn holt_volume_keeps_holt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let asked = Some(MetaEngine::Holt);
+        assert_eq!(open_meta(dir, asked, true).unwrap(), MetaEngine::Holt);
+        assert_eq!(recorded(dir), "holt");
+        assert!(!dir.join("meta").join("meta.redb").exists());
+        assert_eq!(open_meta(dir, None, false).unwrap(), MetaEngine::Holt);
+        assert_refused(dir, MetaEngine::Redb, "holt");
+    }
+
+    /// A holt volume created before `meta.engine` existed opens as holt, although the
+    /// default engine is redb, and is recorded as such.
+    #[test]
+    fn volume_without_engine_file_is_holt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        open_meta(dir, Some(MetaEngine::Holt), true).unwrap();
+        std::fs::remove_file(dir.join("meta.engine")).unwrap();
+        assert_eq!(open_meta(dir, None, false).unwrap(), MetaEngine::Holt);
+        assert_eq!(recorded(dir), "holt");
+        // Asking for redb on such a volume is refused like on any holt volume.
+        std::fs::remove_file(dir.join("meta.engine")).unwrap();
+        assert_refused(dir, MetaEngine::Redb, "holt");
+    }
+
+    /// An empty `DATA/meta` (a volume whose first open stopped before its store wrote
+    /// anything) is not mistaken for holt.
+    #[test]
+    fn empty_meta_dir_is_new() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("meta")).unwrap();
+        assert_eq!(check_engine(tmp.path(), None).unwrap(), MetaEngine::Redb);
+        assert_eq!(recorded(tmp.path()), "redb");
+    }
+
+    #[test]
+    fn unknown_engine_is_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("meta.engine"), "lmdb\n").unwrap();
+        let err = check_engine(tmp.path(), None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupt);
+        assert!(err.context().contains("lmdb"), "{err}");
+    }
+
+    #[test]
+    fn engine_names_round_trip() {
+        for engine in [MetaEngine::Redb, MetaEngine::Holt] {
+            assert_eq!(MetaEngine::from_name(engine.name()), Some(engine));
+            assert_eq!(engine.to_string(), engine.name());
+        }
+        assert_eq!(MetaEngine::default(), MetaEngine::Redb);
     }
 }

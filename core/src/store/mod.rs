@@ -1,9 +1,10 @@
 //! `MetaStore`: the narrow interface to the embedded metadata engine.
 //!
 //! Everything the core persists as metadata goes through this trait: point reads, ordered
-//! prefix scans from a start key, and atomic guarded batches. Two implementations exist:
-//! [`HoltStore`] (durable, the default) and [`MemStore`] (an in-memory reference used by
-//! tests). The conformance suite in `store::conformance` runs against both.
+//! prefix scans from a start key, and atomic guarded batches. Three implementations exist:
+//! [`RedbStore`] (durable, the default engine of new volumes), [`HoltStore`] (durable,
+//! selectable) and [`MemStore`] (an in-memory reference used by tests). The conformance
+//! suite in `store::conformance` runs against all three.
 //!
 //! Contract shared by every implementation:
 //! - Keys are byte strings compared lexicographically. Callers (the key codec in
@@ -18,12 +19,15 @@
 
 mod holt_store;
 mod memory;
+mod redb_store;
 
 #[cfg(test)]
 mod conformance;
 
 pub use holt_store::HoltStore;
 pub use memory::MemStore;
+pub use redb_store::RedbStore;
+pub(crate) use redb_store::FILE_NAME as REDB_FILE_NAME;
 
 /// Largest value a store accepts (holt's limit).
 pub const MAX_VALUE_LEN: usize = 65_535;
