@@ -2,7 +2,7 @@
 //! `std::fs`, measured in the same run (ratios, not lone times).
 //!
 //! Run: `cargo bench -p nokv-tests --bench core` (env `NOKV_BENCH_FILES`, `NOKV_BENCH_MIB`,
-//! `NOKV_BENCH_DIR` to change sizes or the disk). Prints a Markdown table for
+//! `NOKV_BENCH_DIR` to change sizes or the disk, `NOKV_BENCH_ENGINE=holt` for the holt engine). Prints a Markdown table for
 //! `docs/benchmarks.md`.
 
 use std::io::Write;
@@ -39,7 +39,17 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let vol = Volume::open(&VolumeConfig::new(tmp.path().join("nokv"))).expect("open volume");
+    let mut cfg = VolumeConfig::new(tmp.path().join("nokv"));
+    let engine = std::env::var("NOKV_BENCH_ENGINE").unwrap_or_else(|_| "redb".into());
+    cfg.meta_engine = Some(match engine.as_str() {
+        "holt" => nokv_core::MetaEngine::Holt,
+        _ => nokv_core::MetaEngine::Redb,
+    });
+    println!(
+        "nokv-core with metadata engine {engine}, fs objects, in {}",
+        tmp.path().display()
+    );
+    let vol = Volume::open(&cfg).expect("open volume");
     let fs = vol.fs().clone();
     let mut rows = Vec::new();
 

@@ -24,7 +24,7 @@ use crate::types::{Attr, Caller, FileId, FileType, Timestamp, FILE_SIZE_MAX};
 
 const BS: u64 = BLOCK_SIZE as u64;
 /// Blocks fetched ahead of a sequential reader.
-const READ_AHEAD_BLOCKS: u64 = 2;
+const READ_AHEAD_BLOCKS: u64 = 8;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -438,6 +438,13 @@ impl Fs {
                 }
                 return Err(e);
             }
+            // D1: the objects are durable before the metadata that references them.
+            if let Err(e) = self.inner.data.objects.sync().await {
+                for b in refs.keys() {
+                    st.dirty.insert(*b, ());
+                }
+                return Err(e.into());
+            }
         }
         {
             let _w = self.inner.writer.lock();
@@ -502,6 +509,7 @@ impl Fs {
                     .objects
                     .put(&key, Bytes::from(d.clone()))
                     .await?;
+                self.inner.data.objects.sync().await?;
                 Ok(Some(BlockRef {
                     generation,
                     owner: id.ino(),

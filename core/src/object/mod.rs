@@ -79,8 +79,9 @@ pub struct ObjectMeta {
 
 /// Immutable-object storage used by the data path.
 ///
-/// Contract: `put` is atomic (a reader sees the whole object or none) and durable when it
-/// returns; keys are `/`-separated relative paths without a leading slash.
+/// Contract: `put` is atomic (a reader sees the whole object or none) and survives a process
+/// crash when it returns; it survives a power loss once a later [`ObjectStore::sync`]
+/// returned. Keys are `/`-separated relative paths without a leading slash.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Store `data` under `key`, replacing nothing (keys are never reused by the core).
@@ -89,6 +90,12 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Bytes `range` of `key`. A range past the end of the object is clamped (the result
     /// may be shorter than asked). A missing key is `NotFound`.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ObjectError>;
+
+    /// Makes every `put` that returned before this call durable (survives power loss).
+    /// Backends whose puts are durable when acknowledged (S3) need not override it.
+    async fn sync(&self) -> Result<(), ObjectError> {
+        Ok(())
+    }
 
     /// Remove `key`. Removing a missing key succeeds.
     async fn delete(&self, key: &str) -> Result<(), ObjectError>;

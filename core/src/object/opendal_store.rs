@@ -13,10 +13,12 @@
 //!    returns "persistent", permanent ones included, so the caller could no longer tell
 //!    "gave up retrying" (`Unavailable`) from a real permanent failure. All four operations
 //!    are idempotent on immutable keys, so replaying a whole operation is safe.
-//! 2. **`put` is atomic and durable.** `fs`: OpenDAL writes to a temporary file in
-//!    `{root}/.nokv-tmp/`, fsyncs it and renames it over the key; this module then fsyncs
-//!    every directory from the key's parent up to the root so the rename itself survives a
-//!    crash. S3: a single `PutObject`, atomic by the protocol.
+//! 2. **`put` is atomic; `sync` makes puts durable.** `fs`: OpenDAL writes to a temporary
+//!    file in `{root}/.nokv-tmp/`, fsyncs it and renames it over the key; the directories
+//!    from the key's parent up to the root are remembered and fsynced, once each, by the next
+//!    `sync` (the data path calls it before publishing metadata that references the
+//!    objects), so the renames survive a power loss without a chain of directory fsyncs per
+//!    block. S3: a single `PutObject`, atomic and durable by the protocol.
 //! 3. **Both backends behave the same**: a range past the end is clamped. OpenDAL fails such
 //!    a read on both backends (`RangeNotSatisfied` on fs and for S3's 416; "too little data"
 //!    for S3's short 206), so after such a failure `get_range` stats the key and, if the range
@@ -155,6 +157,8 @@ pub struct OpendalStore {
     op: Operator,
     backend: Backend,
     opts: StoreOptions,
+    /// fs: directories whose new entries are not yet durable (fsynced by `sync`).
+    unsynced_dirs: parking_lot::Mutex<std::collections::BTreeSet<std::path::PathBuf>>,
 }
 
 impl OpendalStore {
@@ -185,6 +189,7 @@ impl OpendalStore {
             op,
             backend: Backend::Fs { root },
             opts,
+            unsynced_dirs: Default::default(),
         })
     }
 
@@ -234,6 +239,7 @@ impl OpendalStore {
             op,
             backend: Backend::S3 { describe },
             opts,
+            unsynced_dirs: Default::default(),
         })
     }
 
@@ -298,7 +304,20 @@ impl ObjectStore for OpendalStore {
                 .await
                 .map_err(|e| self.failure(e))?;
             if let Backend::Fs { root } = &self.backend {
-                sync_parents(root, key).await.map_err(|e| Failure::io(&e))?;
+                // The file itself was fsynced before its rename; the directory entries
+                // become durable at the next `sync`.
+                let mut dirs = self.unsynced_dirs.lock();
+                let mut dir = root.join(key).parent().map(Path::to_path_buf);
+                while let Some(d) = dir {
+                    let at_root = d == *root;
+                    if !dirs.insert(d.clone()) && !at_root {
+                        break; // its ancestors are already pending
+                    }
+                    if at_root {
+                        break;
+                    }
+                    dir = d.parent().map(Path::to_path_buf);
+                }
             }
             Ok(())
         })
@@ -398,6 +417,33 @@ impl ObjectStore for OpendalStore {
                 }
             })
             .collect())
+    }
+
+    async fn sync(&self) -> Result<(), ObjectError> {
+        let Backend::Fs { root } = &self.backend else {
+            return Ok(()); // S3 puts are durable when acknowledged.
+        };
+        let dirs: Vec<std::path::PathBuf> = std::mem::take(&mut *self.unsynced_dirs.lock())
+            .into_iter()
+            .collect();
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        let root = root.clone();
+        let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            // Deepest first, so a parent's entry for a new child is synced after the child.
+            for d in dirs.iter().rev() {
+                std::fs::File::open(d)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+        result.map_err(|e| {
+            let kind = io_kind(&e).unwrap_or(ObjectErrorKind::Other);
+            ObjectError::new(kind, format!("fs:{}: sync: {e}", root.display()))
+        })
     }
 
     fn describe(&self) -> String {
@@ -526,26 +572,6 @@ fn check_key(key: &str) -> Result<(), ObjectError> {
 fn is_reserved(key: &str) -> bool {
     key.strip_prefix(TMP_DIR)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// Make a completed rename durable: fsync each directory from the key's parent to the root
-/// (the parents may have just been created).
-async fn sync_parents(root: &Path, key: &str) -> io::Result<()> {
-    let root = root.to_path_buf();
-    let path = root.join(key);
-    tokio::task::spawn_blocking(move || {
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            std::fs::File::open(d)?.sync_all()?;
-            if d == root {
-                break;
-            }
-            dir = d.parent();
-        }
-        Ok(())
-    })
-    .await
-    .map_err(io::Error::other)?
 }
 
 /// Remove staged files left by a crash. Best effort: a failure here only leaks space.
