@@ -170,19 +170,8 @@ impl Fs {
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
         let ctx = self.ctx(parent.workspace())?;
-        let (mut dir, dir_found) = self.load(&ctx, parent.ino())?;
-        if dir.kind != FileType::Dir {
-            return Err(FsError::of(ErrorKind::NotDir));
-        }
-        if dir.nlink == 0 {
-            return Err(FsError::new(ErrorKind::NotFound, "directory was removed"));
-        }
-        check_access(&dir, caller, W_OK | X_OK)?;
-        let existing = meta.dentry(&ctx.chain, parent.ino(), name)?;
-        if existing.is_some() {
-            return Err(FsError::of(ErrorKind::Exists));
-        }
-        let prev_dentry = meta.dentry_record(&ctx.chain, parent.ino(), name)?;
+        let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
+        let prev_dentry = self.vacant_entry(&ctx, parent.ino(), name)?;
         let now = Timestamp::now();
         let mut txn = meta.txn(ctx.head);
         let ino = meta.alloc_ino(&mut txn)?;
@@ -259,14 +248,7 @@ impl Fs {
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
         let ctx = self.ctx(parent.workspace())?;
-        let (mut dir, dir_found) = self.load(&ctx, parent.ino())?;
-        if dir.kind != FileType::Dir {
-            return Err(FsError::of(ErrorKind::NotDir));
-        }
-        if dir.nlink == 0 {
-            return Err(FsError::of(ErrorKind::NotFound));
-        }
-        check_access(&dir, caller, W_OK | X_OK)?;
+        let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
         let (mut inode, found) = self.load(&ctx, id.ino())?;
         if inode.kind == FileType::Dir {
             return Err(FsError::new(
@@ -280,10 +262,7 @@ impl Fs {
         if inode.nlink >= LINK_MAX {
             return Err(FsError::of(ErrorKind::TooManyLinks));
         }
-        if meta.dentry(&ctx.chain, parent.ino(), name)?.is_some() {
-            return Err(FsError::of(ErrorKind::Exists));
-        }
-        let prev_dentry = meta.dentry_record(&ctx.chain, parent.ino(), name)?;
+        let prev_dentry = self.vacant_entry(&ctx, parent.ino(), name)?;
         let now = Timestamp::now();
         let mut txn = meta.txn(ctx.head);
         inode.nlink += 1;
@@ -329,11 +308,7 @@ impl Fs {
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
         let ctx = self.ctx(parent.workspace())?;
-        let (mut dir, dir_found) = self.load(&ctx, parent.ino())?;
-        if dir.kind != FileType::Dir {
-            return Err(FsError::of(ErrorKind::NotDir));
-        }
-        check_access(&dir, caller, W_OK | X_OK)?;
+        let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
         let (d, dfound) = meta
             .dentry(&ctx.chain, parent.ino(), name)?
             .ok_or_else(|| FsError::of(ErrorKind::NotFound))?;
@@ -428,13 +403,8 @@ impl Fs {
         let _w = self.inner.writer.lock();
         let ctx = self.ctx(src_dir.workspace())?;
         let (sino, dino) = (src_dir.ino(), dst_dir.ino());
-        let (mut sdir, sdir_found) = self.load(&ctx, sino)?;
-        let (mut ddir, ddir_found) = self.load(&ctx, dino)?;
-        if sdir.kind != FileType::Dir || ddir.kind != FileType::Dir {
-            return Err(FsError::of(ErrorKind::NotDir));
-        }
-        check_access(&sdir, caller, W_OK | X_OK)?;
-        check_access(&ddir, caller, W_OK | X_OK)?;
+        let (mut sdir, sdir_found) = self.dir_for_change(&ctx, sino, caller)?;
+        let (mut ddir, ddir_found) = self.dir_for_change(&ctx, dino, caller)?;
         let (sd, sfound) = meta
             .dentry(&ctx.chain, sino, src_name)?
             .ok_or_else(|| FsError::of(ErrorKind::NotFound))?;
@@ -611,5 +581,31 @@ impl Fs {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Loads directory `ino` for a change of its entries: it must be a directory that still
+    /// exists, writable and searchable by `caller`.
+    fn dir_for_change(&self, ctx: &Ctx, ino: u64, caller: &Caller) -> Result<(Inode, Found)> {
+        let (dir, found) = self.load(ctx, ino)?;
+        if dir.kind != FileType::Dir {
+            return Err(FsError::of(ErrorKind::NotDir));
+        }
+        if dir.nlink == 0 {
+            return Err(FsError::new(ErrorKind::NotFound, "directory was removed"));
+        }
+        check_access(&dir, caller, W_OK | X_OK)?;
+        Ok((dir, found))
+    }
+
+    /// Checks that `name` is free in `dir` (`Exists` otherwise) and returns the record that
+    /// currently holds the name, if any (a whiteout), so the new entry can supersede it.
+    fn vacant_entry(&self, ctx: &Ctx, dir: u64, name: &[u8]) -> Result<Option<Found>> {
+        let prev = self.inner.meta.dentry_record(&ctx.chain, dir, name)?;
+        if let Some(f) = &prev {
+            if Dentry::decode(&f.value)? != Dentry::Whiteout {
+                return Err(FsError::of(ErrorKind::Exists));
+            }
+        }
+        Ok(prev)
     }
 }

@@ -456,19 +456,30 @@ impl Meta {
             ops: Vec::new(),
             changed: BTreeSet::new(),
             names: Vec::new(),
-            counters: false,
         }
     }
 
-    /// Allocates a fresh inode number (persisted by the transaction that uses it).
-    pub fn alloc_ino(&self, txn: &mut Txn<'_>) -> Result<u64> {
+    /// Allocates a fresh inode number, persisted by `_txn` (which writes every counter, M3).
+    pub fn alloc_ino(&self, _txn: &mut Txn<'_>) -> Result<u64> {
+        self.next_id(|c| &mut c.ino, crate::types::MAX_INO, "inode numbers")
+    }
+
+    fn next_id(
+        &self,
+        pick: impl FnOnce(&mut Counters) -> &mut u64,
+        max: u64,
+        what: &str,
+    ) -> Result<u64> {
         let mut c = self.counters.lock();
-        if c.ino >= crate::types::MAX_INO {
-            return Err(FsError::new(ErrorKind::NoSpace, "inode numbers exhausted"));
+        let v = pick(&mut c);
+        if *v >= max {
+            return Err(FsError::new(
+                ErrorKind::NoSpace,
+                format!("{what} exhausted"),
+            ));
         }
-        c.ino += 1;
-        txn.counters = true;
-        Ok(c.ino)
+        *v += 1;
+        Ok(*v)
     }
 
     /// Allocates a fresh data generation. Generations are reserved in durable ranges
@@ -524,7 +535,6 @@ impl Meta {
             created: txn.version,
         };
         txn.ops.push(Op::Put(keys::layer(id), rec.encode()));
-        txn.counters = true;
         {
             let mut layers = self.layers.write();
             if let Some(p) = parent {
@@ -555,15 +565,9 @@ impl Meta {
         self.workspaces.write().insert(ws, rec);
     }
 
-    /// Allocates a workspace id.
-    pub fn alloc_workspace(&self, txn: &mut Txn<'_>) -> Result<u64> {
-        let mut c = self.counters.lock();
-        if c.ws >= crate::types::MAX_WORKSPACE {
-            return Err(FsError::new(ErrorKind::NoSpace, "workspace ids exhausted"));
-        }
-        c.ws += 1;
-        txn.counters = true;
-        Ok(c.ws)
+    /// Allocates a workspace id, persisted by `_txn` (which writes every counter, M3).
+    pub fn alloc_workspace(&self, _txn: &mut Txn<'_>) -> Result<u64> {
+        self.next_id(|c| &mut c.ws, crate::types::MAX_WORKSPACE, "workspace ids")
     }
 
     /// Inode numbers handed out so far.
@@ -603,7 +607,6 @@ pub(crate) struct Txn<'a> {
     changed: BTreeSet<u64>,
     /// `(dir, name hash)` of every entry written (for the layer's touched set).
     names: Vec<(u64, u64)>,
-    counters: bool,
 }
 
 impl Txn<'_> {
@@ -741,7 +744,6 @@ impl Txn<'_> {
             ));
         }
         self.meta.counter_ops(&mut self.ops);
-        let _ = self.counters;
         self.meta
             .mark_touched(self.layer, &self.changed, &self.names);
         Ok(self.meta.commit.submit(std::mem::take(&mut self.ops))?)
