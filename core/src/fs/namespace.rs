@@ -426,23 +426,7 @@ impl Fs {
         check_sticky(&sdir, &child, caller)?;
         // No moving a directory under itself.
         if child_kind == FileType::Dir && sino != dino {
-            let mut cur = dino;
-            for _ in 0..100_000 {
-                if cur == child_ino {
-                    return Err(FsError::new(
-                        ErrorKind::InvalidArgument,
-                        "cannot move a directory under itself",
-                    ));
-                }
-                if cur == crate::types::ROOT_INO {
-                    break;
-                }
-                let (p, _) = self.load(&ctx, cur)?;
-                if p.parent == cur {
-                    break;
-                }
-                cur = p.parent;
-            }
+            self.refuse_move_under_itself(&ctx, child_ino, dino)?;
         }
         if child_kind == FileType::Dir && sino != dino && caller.uid != 0 && caller.uid != child.uid
         {
@@ -467,20 +451,7 @@ impl Fs {
             check_sticky(&ddir, &tchild, caller)?;
             if tkind == FileType::Dir && sino != dino {
                 // The target moves under the source's directory: it must not be an ancestor.
-                let mut cur = sino;
-                loop {
-                    if cur == tino {
-                        return Err(FsError::new(
-                            ErrorKind::InvalidArgument,
-                            "cannot move a directory under itself",
-                        ));
-                    }
-                    let (p, _) = self.load(&ctx, cur)?;
-                    if p.parent == cur || cur == crate::types::ROOT_INO {
-                        break;
-                    }
-                    cur = p.parent;
-                }
+                self.refuse_move_under_itself(&ctx, tino, sino)?;
             }
             txn.put_dentry(
                 dino,
@@ -607,5 +578,32 @@ impl Fs {
             }
         }
         Ok(prev)
+    }
+
+    /// Fails with `InvalidArgument` when directory `moved` is `dest` or one of its ancestors
+    /// (moving it there would detach a cycle). Walks parent pointers up to the root, with a
+    /// bound so a corrupt cycle of parents cannot hang the call.
+    fn refuse_move_under_itself(&self, ctx: &Ctx, moved: u64, dest: u64) -> Result<()> {
+        let mut cur = dest;
+        for _ in 0..100_000 {
+            if cur == moved {
+                return Err(FsError::new(
+                    ErrorKind::InvalidArgument,
+                    "cannot move a directory under itself",
+                ));
+            }
+            if cur == crate::types::ROOT_INO {
+                return Ok(());
+            }
+            let (p, _) = self.load(ctx, cur)?;
+            if p.parent == cur {
+                return Ok(());
+            }
+            cur = p.parent;
+        }
+        Err(FsError::new(
+            ErrorKind::Corrupt,
+            "directory parent pointers form a cycle",
+        ))
     }
 }

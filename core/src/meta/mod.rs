@@ -610,6 +610,16 @@ pub(crate) struct Txn<'a> {
 }
 
 impl Txn<'_> {
+    /// Whether this transaction's layer reads through a parent (so removals need whiteouts
+    /// or tombstones to hide inherited records).
+    fn layer_has_parent(&self) -> bool {
+        self.meta
+            .layers
+            .read()
+            .get(&self.layer)
+            .is_some_and(|l| l.parent.is_some())
+    }
+
     /// Writes a new version of a record at `prefix` (of inode `ino`); `prev` is where the
     /// currently visible version was found, so an unpinned superseded version in this layer
     /// is deleted (M2).
@@ -642,12 +652,7 @@ impl Txn<'_> {
     /// otherwise just the deletion of the superseded version.
     pub fn delete_inode(&mut self, ino: u64, prev: Option<&Found>) {
         let prefix = keys::inode_prefix(self.layer, ino);
-        let has_parent = self
-            .meta
-            .layers
-            .read()
-            .get(&self.layer)
-            .is_some_and(|l| l.parent.is_some());
+        let has_parent = self.layer_has_parent();
         let pinned = prev
             .is_some_and(|p| p.layer != self.layer || p.version <= self.meta.pin_floor(self.layer));
         if has_parent || pinned {
@@ -676,12 +681,7 @@ impl Txn<'_> {
     pub fn delete_dentry(&mut self, dir: u64, name: &[u8], prev: &Found) {
         self.names.push((dir, keys::name_hash(name)));
         let prefix = keys::dentry_prefix(self.layer, dir, name);
-        let inherited = self
-            .meta
-            .layers
-            .read()
-            .get(&self.layer)
-            .is_some_and(|l| l.parent.is_some());
+        let inherited = self.layer_has_parent();
         if inherited || prev.layer != self.layer || prev.version <= self.meta.pin_floor(self.layer)
         {
             self.put_record(dir, prefix, Dentry::Whiteout.encode(), Some(prev));
@@ -705,12 +705,7 @@ impl Txn<'_> {
     /// Writes (or with `None`, whites out) xattr `name` of `ino`.
     pub fn put_xattr(&mut self, ino: u64, name: &[u8], value: Option<&[u8]>, prev: Option<&Found>) {
         let prefix = keys::xattr_prefix(self.layer, ino, name);
-        let inherited = self
-            .meta
-            .layers
-            .read()
-            .get(&self.layer)
-            .is_some_and(|l| l.parent.is_some());
+        let inherited = self.layer_has_parent();
         if value.is_none() && !inherited {
             if let Some(p) = prev {
                 if p.layer == self.layer && p.version > self.meta.pin_floor(self.layer) {
