@@ -11,6 +11,7 @@
 //! - `data`: write sessions, block cache, reads.
 //! - `fs`: the POSIX operation set ([`Fs`]).
 //! - `volume`: opening a data directory (lock, volume id, stores): [`Volume`].
+//! - [`workspace`]: clone, snapshot, rollback, discard, promote, diff, gc, fsck.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod object;
 pub mod store;
 pub mod types;
 mod volume;
+pub mod workspace;
 
 pub use data::{BLOCK_SIZE, CHUNK_SIZE, INLINE_MAX};
 pub use error::{ErrorKind, FsError, Result};

@@ -21,6 +21,9 @@ impl Fs {
         if mask == 0 {
             return Ok(());
         }
+        if ctx.readonly && mask & super::W_OK != 0 {
+            return Err(FsError::new(ErrorKind::ReadOnly, "snapshots are read-only"));
+        }
         check_access(&inode, caller, mask & 7)
     }
 
@@ -37,7 +40,7 @@ impl Fs {
             self.flush(id).await?;
         }
         let meta = &self.inner.meta;
-        let ctx = self.ctx(id.workspace())?;
+        let ctx = self.ctx_mut(id.workspace())?;
         // Truncation may read a block (the one that keeps a tail) before committing.
         let tail = match set.size {
             Some(size) => {

@@ -50,14 +50,14 @@ impl Fs {
         if cookie < DOTDOT_COOKIE && out.len() < limit {
             out.push(DirEntry {
                 name: b"..".to_vec(),
-                id: FileId::new(ctx.ws, inode.parent),
+                id: self.dotdot(&ctx, dir.ino(), &inode),
                 kind: FileType::Dir,
                 cookie: DOTDOT_COOKIE,
             });
         }
         let mut after = cookie.max(DOTDOT_COOKIE);
         while out.len() < limit {
-            let (page, next) = self.dir_page(&ctx, dir.ino(), after, limit - out.len())?;
+            let (page, next) = self.dir_page(&ctx, dir.ino(), after, limit - out.len(), false)?;
             out.extend(page);
             match next {
                 Some(n) => after = n,
@@ -67,11 +67,45 @@ impl Fs {
         Ok((out, false))
     }
 
+    /// Every visible entry of `dir` in view `ctx` (children and junctions), in cookie order.
+    /// With `hidden`, junctions to discarded workspaces and junctions in snapshots are
+    /// included too.
+    pub(crate) fn entries(
+        &self,
+        ctx: &Ctx,
+        dir: u64,
+        hidden: bool,
+    ) -> Result<Vec<(Vec<u8>, Dentry)>> {
+        let mut out = Vec::new();
+        let mut after = DOTDOT_COOKIE;
+        loop {
+            let (page, next) = self.dir_page(ctx, dir, after, 1024, hidden)?;
+            for e in page {
+                let d = if e.id.workspace() == ctx.ws {
+                    Dentry::Child {
+                        ino: e.id.ino(),
+                        kind: e.kind,
+                    }
+                } else {
+                    Dentry::Junction {
+                        ws: e.id.workspace(),
+                        root: e.id.ino(),
+                    }
+                };
+                out.push((e.name, d));
+            }
+            match next {
+                Some(n) => after = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Whether `dir` has no entries (other than `.` and `..`).
     pub(crate) fn dir_is_empty(&self, ctx: &Ctx, dir: u64) -> Result<bool> {
         let mut after = DOTDOT_COOKIE;
         loop {
-            let (page, next) = self.dir_page(ctx, dir, after, 1)?;
+            let (page, next) = self.dir_page(ctx, dir, after, 1, false)?;
             if !page.is_empty() {
                 return Ok(false);
             }
@@ -92,6 +126,7 @@ impl Fs {
         dir: u64,
         after: u64,
         limit: usize,
+        hidden: bool,
     ) -> Result<(Vec<DirEntry>, Option<u64>)> {
         let meta = &self.inner.meta;
         // name key (hash, name) -> (depth, dentry) of the shallowest layer.
@@ -147,7 +182,11 @@ impl Fs {
             }
             let (id, kind) = match d {
                 Dentry::Child { ino, kind } => (FileId::new(ctx.ws, ino), kind),
-                Dentry::Junction { ws, root } => (FileId::new(ws, root), FileType::Dir),
+                Dentry::Junction { ws, root } => match self.junction_target(ctx, ws, root) {
+                    Some(id) => (id, FileType::Dir),
+                    None if hidden => (FileId::new(ws, root), FileType::Dir),
+                    None => continue,
+                },
                 Dentry::Whiteout => continue,
             };
             out.push(DirEntry {

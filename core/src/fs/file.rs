@@ -56,6 +56,9 @@ impl Fs {
         if inode.kind == FileType::Dir && (flags.write || flags.truncate) {
             return Err(FsError::of(ErrorKind::IsDir));
         }
+        if ctx.readonly && (flags.write || flags.truncate) {
+            return Err(FsError::new(ErrorKind::ReadOnly, "snapshots are read-only"));
+        }
         let mask = if flags.read { R_OK } else { 0 }
             | if flags.write || flags.truncate {
                 W_OK
@@ -105,7 +108,9 @@ impl Fs {
         if self.inner.open.contains_key(&FileId::new(ws, ino)) {
             return Ok(());
         }
-        let Ok(ctx) = self.ctx(ws) else { return Ok(()) };
+        let Ok(ctx) = self.ctx_mut(ws) else {
+            return Ok(());
+        };
         let mut txn = meta.txn(ctx.head);
         if let Some((inode, found)) = meta.inode(&ctx.chain, ino)? {
             if inode.nlink > 0 {
@@ -265,7 +270,7 @@ impl Fs {
             .checked_add(data.len() as u64)
             .filter(|e| *e <= FILE_SIZE_MAX)
             .ok_or_else(|| FsError::of(ErrorKind::FileTooBig))?;
-        let ctx = self.ctx(id.workspace())?;
+        let ctx = self.ctx_mut(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         file_only(&inode)?;
         let session = self.session_for(id, inode.size);
@@ -380,7 +385,7 @@ impl Fs {
     }
 
     async fn publish(&self, id: FileId, st: &mut SessionState) -> Result<()> {
-        let ctx = self.ctx(id.workspace())?;
+        let ctx = self.ctx_mut(id.workspace())?;
         let meta = &self.inner.meta;
         let Some((inode0, _)) = meta.inode(&ctx.chain, id.ino())? else {
             st.reset()?;

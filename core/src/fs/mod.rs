@@ -67,27 +67,35 @@ impl FsOptions {
 /// A handle to a mounted volume's filesystem. Clone freely.
 #[derive(Clone)]
 pub struct Fs {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    meta: Meta,
-    data: Arc<DataPath>,
+    pub(crate) meta: Meta,
+    pub(crate) data: Arc<DataPath>,
     /// Serializes metadata mutations (validate + build + submit).
-    writer: Mutex<()>,
-    sessions: DashMap<FileId, Arc<Session>>,
+    pub(crate) writer: Mutex<()>,
+    pub(crate) sessions: DashMap<FileId, Arc<Session>>,
     /// Open handles per file id (for unlinked-but-open files).
-    open: DashMap<FileId, u32>,
+    pub(crate) open: DashMap<FileId, u32>,
     /// End offset of the last read per file id, for sequential read-ahead.
-    last_read: DashMap<FileId, u64>,
-    opts: FsOptions,
+    pub(crate) last_read: DashMap<FileId, u64>,
+    pub(crate) opts: FsOptions,
 }
 
-/// Where an operation happens: the workspace, its head layer and read chain.
+/// Where an operation happens: the view (a workspace, or a read-only snapshot), the layer
+/// it writes into and the chain it reads through.
 pub(crate) struct Ctx {
+    /// View id: the workspace or snapshot id of the file ids involved.
     pub ws: u64,
     pub head: u64,
     pub chain: Vec<ReadPoint>,
+    /// Root directory inode of the view.
+    pub root: u64,
+    /// Snapshots are read-only.
+    pub readonly: bool,
+    /// Where `..` of the root leads: the directory holding the junction, in its view.
+    pub up: Option<FileId>,
 }
 
 impl Fs {
@@ -164,14 +172,62 @@ impl Fs {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// The context of view `ws` (a workspace or a snapshot).
     pub(crate) fn ctx(&self, ws: u64) -> Result<Ctx> {
-        let rec = self.inner.meta.workspace(ws)?;
-        let chain = self.inner.meta.chain(rec.head, HEAD)?;
+        let meta = &self.inner.meta;
+        if let Some(snap) = meta.snapshot(ws) {
+            return Ok(Ctx {
+                ws,
+                head: snap.at.layer,
+                chain: meta.chain(snap.at.layer, snap.at.version)?,
+                root: snap.root,
+                readonly: true,
+                up: None,
+            });
+        }
+        let rec = meta.workspace(ws)?;
+        let chain = meta.chain(rec.head, HEAD)?;
         Ok(Ctx {
             ws,
             head: rec.head,
             chain,
+            root: rec.root,
+            readonly: false,
+            up: rec.mount.map(|m| FileId::new(m.ws, m.dir)),
         })
+    }
+
+    /// The context of view `ws` for a change: snapshots answer `ReadOnly` (EROFS).
+    pub(crate) fn ctx_mut(&self, ws: u64) -> Result<Ctx> {
+        let ctx = self.ctx(ws)?;
+        if ctx.readonly {
+            return Err(FsError::new(ErrorKind::ReadOnly, "snapshots are read-only"));
+        }
+        Ok(ctx)
+    }
+
+    /// What a junction entry of view `ctx` leads to: the root of workspace `ws`, or `None`
+    /// when it is hidden (the workspace was discarded, or `ctx` is a snapshot: snapshots do
+    /// not show nested workspaces, like btrfs subvolume snapshots).
+    pub(crate) fn junction_target(&self, ctx: &Ctx, ws: u64, root: u64) -> Option<FileId> {
+        if ctx.readonly {
+            return None;
+        }
+        match self.inner.meta.workspace(ws) {
+            Ok(rec) if rec.root == root => Some(FileId::new(ws, root)),
+            _ => None,
+        }
+    }
+
+    /// The `..` of directory `ino` (whose record is `inode`) in view `ctx`: the root of a
+    /// workspace leads to the directory holding its junction; the volume root and snapshot
+    /// roots lead to themselves.
+    pub(crate) fn dotdot(&self, ctx: &Ctx, ino: u64, inode: &Inode) -> FileId {
+        if ino == ctx.root {
+            ctx.up.unwrap_or(FileId::new(ctx.ws, ino))
+        } else {
+            FileId::new(ctx.ws, inode.parent)
+        }
     }
 
     /// Loads inode `id` or fails with `Stale`/`NotFound`.
@@ -265,24 +321,23 @@ pub(crate) fn check_sticky(dir: &Inode, child: &Inode, caller: &Caller) -> Resul
 impl Fs {
     /// Low-level fork: a new workspace whose head is a new layer reading through `dir`'s
     /// workspace as of now, rooted at `dir`. O(1): one layer record and one workspace
-    /// record, nothing copied. Returns the fork's root file id. No junction is created, so
-    /// the fork is reachable only by this id (clone, in the workspace API, adds the
-    /// junction). Used by tests and benchmarks of lineage reads.
+    /// record, nothing copied. No junction is created, so the fork is reachable only by the
+    /// returned id (`clone` adds the junction). Used by tests and benchmarks of lineage reads.
     #[doc(hidden)]
     pub fn layer_fork(&self, dir: FileId) -> Result<FileId> {
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(dir.workspace())?;
+        let ctx = self.ctx_mut(dir.workspace())?;
         let (inode, _) = self.load(&ctx, dir.ino())?;
         if inode.kind != FileType::Dir {
             return Err(FsError::of(ErrorKind::NotDir));
         }
-        let at = meta.current_version();
-        let (layer, _) = meta.create_layer(Some(ReadPoint {
+        let at = ReadPoint {
             layer: ctx.head,
-            version: at,
-        }))?;
-        let mut txn = meta.txn(layer);
+            version: meta.current_version(),
+        };
+        let mut txn = meta.txn(ctx.head);
+        let layer = txn.create_layer(Some(at))?;
         let ws = meta.alloc_workspace(&mut txn)?;
         let created = txn.version;
         meta.put_workspace(
@@ -292,6 +347,8 @@ impl Fs {
                 head: layer,
                 root: dir.ino(),
                 created,
+                mount: None,
+                base: Some(crate::meta::records::Base { ws: ctx.ws, at }),
             },
         );
         txn.commit()?;

@@ -34,9 +34,8 @@ impl Fs {
             return Ok(self.attr_of(parent, &dir));
         }
         if name == b".." {
-            let pid = FileId::new(ctx.ws, dir.parent);
-            let (p, _) = self.load(&ctx, dir.parent)?;
-            return Ok(self.attr_of(pid, &p));
+            let pid = self.dotdot(&ctx, parent.ino(), &dir);
+            return self.getattr(pid).await;
         }
         if name.len() > crate::types::NAME_MAX {
             return Err(FsError::of(ErrorKind::NameTooLong));
@@ -59,10 +58,10 @@ impl Fs {
                 })?;
                 Ok(self.attr_of(FileId::new(ctx.ws, ino), &inode))
             }
-            Dentry::Junction { .. } => Err(FsError::new(
-                ErrorKind::Unsupported,
-                "workspace junctions arrive with the workspace operations",
-            )),
+            Dentry::Junction { ws, root } => match self.junction_target(&ctx, ws, root) {
+                Some(id) => self.getattr(id).await,
+                None => Err(FsError::of(ErrorKind::NotFound)),
+            },
             Dentry::Whiteout => Err(FsError::of(ErrorKind::NotFound)),
         }
     }
@@ -169,7 +168,7 @@ impl Fs {
         check_name(name)?;
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(parent.workspace())?;
+        let ctx = self.ctx_mut(parent.workspace())?;
         let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
         let prev_dentry = self.vacant_entry(&ctx, parent.ino(), name)?;
         let now = Timestamp::now();
@@ -247,7 +246,7 @@ impl Fs {
         }
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(parent.workspace())?;
+        let ctx = self.ctx_mut(parent.workspace())?;
         let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
         let (mut inode, found) = self.load(&ctx, id.ino())?;
         if inode.kind == FileType::Dir {
@@ -307,19 +306,30 @@ impl Fs {
         check_name(name)?;
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(parent.workspace())?;
+        let ctx = self.ctx_mut(parent.workspace())?;
         let (mut dir, dir_found) = self.dir_for_change(&ctx, parent.ino(), caller)?;
-        let (d, dfound) = meta
-            .dentry(&ctx.chain, parent.ino(), name)?
+        let (d, dfound) = self
+            .visible_entry(&ctx, parent.ino(), name)?
             .ok_or_else(|| FsError::of(ErrorKind::NotFound))?;
         let ino = match d {
             Dentry::Child { ino, .. } => ino,
-            _ => {
-                return Err(FsError::new(
-                    ErrorKind::Busy,
-                    "a workspace junction is removed with discard",
-                ))
+            Dentry::Junction { ws, .. } => {
+                if !dir_wanted {
+                    return Err(FsError::of(ErrorKind::IsDir));
+                }
+                // rmdir of an empty workspace discards it (so `rm -rf fork` works).
+                let wctx = self.ctx(ws)?;
+                let (root, _) = self.load(&wctx, wctx.root)?;
+                check_sticky(&dir, &root, caller)?;
+                if !self.dir_is_empty(&wctx, wctx.root)? {
+                    return Err(FsError::of(ErrorKind::NotEmpty));
+                }
+                let mut txn = meta.txn(ctx.head);
+                self.discard_in(&mut txn, ws)?;
+                txn.commit()?;
+                return Ok(());
             }
+            Dentry::Whiteout => return Err(FsError::of(ErrorKind::NotFound)),
         };
         let (mut child, cfound) = self.load(&ctx, ino)?;
         check_sticky(&dir, &child, caller)?;
@@ -401,27 +411,58 @@ impl Fs {
         }
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(src_dir.workspace())?;
+        let ctx = self.ctx_mut(src_dir.workspace())?;
         let (sino, dino) = (src_dir.ino(), dst_dir.ino());
         let (mut sdir, sdir_found) = self.dir_for_change(&ctx, sino, caller)?;
         let (mut ddir, ddir_found) = self.dir_for_change(&ctx, dino, caller)?;
         let (sd, sfound) = meta
             .dentry(&ctx.chain, sino, src_name)?
             .ok_or_else(|| FsError::of(ErrorKind::NotFound))?;
-        let Dentry::Child {
-            ino: child_ino,
-            kind: child_kind,
-        } = sd
-        else {
-            return Err(FsError::new(
-                ErrorKind::Busy,
-                "workspace junctions cannot be renamed yet",
-            ));
-        };
-        let target = meta.dentry(&ctx.chain, dino, dst_name)?;
+        let target = self.visible_entry(&ctx, dino, dst_name)?;
         if sino == dino && src_name == dst_name {
             return Ok(());
         }
+        let (child_ino, child_kind) = match sd {
+            Dentry::Child { ino, kind } => (ino, kind),
+            Dentry::Junction { ws, root } => {
+                if self.junction_target(&ctx, ws, root).is_none() {
+                    return Err(FsError::of(ErrorKind::NotFound));
+                }
+                if flags.exchange || target.is_some() {
+                    return Err(FsError::new(
+                        ErrorKind::Busy,
+                        "a workspace junction can only be renamed to a free name",
+                    ));
+                }
+                let mut txn = meta.txn(ctx.head);
+                let prev = meta.dentry_record(&ctx.chain, dino, dst_name)?;
+                txn.put_dentry(dino, dst_name, sd, prev.as_ref());
+                txn.delete_dentry(sino, src_name, &sfound);
+                let now = Timestamp::now();
+                sdir.mtime = now;
+                sdir.ctime = now;
+                if sino == dino {
+                    txn.put_inode(sino, &sdir, Some(&sdir_found));
+                } else {
+                    sdir.nlink = sdir.nlink.saturating_sub(1);
+                    ddir.nlink += 1;
+                    ddir.mtime = now;
+                    ddir.ctime = now;
+                    txn.put_inode(sino, &sdir, Some(&sdir_found));
+                    txn.put_inode(dino, &ddir, Some(&ddir_found));
+                }
+                let mut rec = meta.workspace(ws)?;
+                rec.mount = Some(crate::meta::records::Mount {
+                    ws: ctx.ws,
+                    dir: dino,
+                    name: dst_name.to_vec(),
+                });
+                meta.put_workspace(&mut txn, ws, rec);
+                txn.commit()?;
+                return Ok(());
+            }
+            Dentry::Whiteout => return Err(FsError::of(ErrorKind::NotFound)),
+        };
         let (mut child, cfound) = self.load(&ctx, child_ino)?;
         check_sticky(&sdir, &child, caller)?;
         // No moving a directory under itself.
@@ -440,7 +481,7 @@ impl Fs {
             Some(_) => {
                 return Err(FsError::new(
                     ErrorKind::Busy,
-                    "target is a workspace junction",
+                    "target is a workspace (discard it first)",
                 ))
             }
             None => None,
@@ -570,14 +611,33 @@ impl Fs {
 
     /// Checks that `name` is free in `dir` (`Exists` otherwise) and returns the record that
     /// currently holds the name, if any (a whiteout), so the new entry can supersede it.
-    fn vacant_entry(&self, ctx: &Ctx, dir: u64, name: &[u8]) -> Result<Option<Found>> {
+    pub(crate) fn vacant_entry(&self, ctx: &Ctx, dir: u64, name: &[u8]) -> Result<Option<Found>> {
         let prev = self.inner.meta.dentry_record(&ctx.chain, dir, name)?;
         if let Some(f) = &prev {
-            if Dentry::decode(&f.value)? != Dentry::Whiteout {
-                return Err(FsError::of(ErrorKind::Exists));
+            match Dentry::decode(&f.value)? {
+                Dentry::Whiteout => {}
+                Dentry::Junction { ws, root } if self.junction_target(ctx, ws, root).is_none() => {}
+                _ => return Err(FsError::of(ErrorKind::Exists)),
             }
         }
         Ok(prev)
+    }
+
+    /// The entry `name` of `dir` as `lookup` sees it: hidden junctions count as absent.
+    pub(crate) fn visible_entry(
+        &self,
+        ctx: &Ctx,
+        dir: u64,
+        name: &[u8],
+    ) -> Result<Option<(Dentry, Found)>> {
+        Ok(match self.inner.meta.dentry(&ctx.chain, dir, name)? {
+            Some((Dentry::Junction { ws, root }, _))
+                if self.junction_target(ctx, ws, root).is_none() =>
+            {
+                None
+            }
+            other => other,
+        })
     }
 
     /// Fails with `InvalidArgument` when directory `moved` is `dest` or one of its ancestors
@@ -592,7 +652,7 @@ impl Fs {
                     "cannot move a directory under itself",
                 ));
             }
-            if cur == crate::types::ROOT_INO {
+            if cur == crate::types::ROOT_INO || cur == ctx.root {
                 return Ok(());
             }
             let (p, _) = self.load(ctx, cur)?;

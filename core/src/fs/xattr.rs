@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{check_access, Fs, R_OK, W_OK};
+use super::{check_access, Ctx, Fs, R_OK, W_OK};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::{keys, records};
 use crate::types::{Caller, FileId, Timestamp, XattrMode, XATTR_NAME_MAX, XATTR_VALUE_MAX};
@@ -93,7 +93,7 @@ impl Fs {
     ) -> Result<()> {
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
-        let ctx = self.ctx(id.workspace())?;
+        let ctx = self.ctx_mut(id.workspace())?;
         let (mut inode, found) = self.load(&ctx, id.ino())?;
         if caller.uid != 0 && caller.uid != inode.uid {
             check_access(&inode, caller, W_OK)?;
@@ -120,16 +120,21 @@ impl Fs {
 
     /// Names of all xattrs of `id`, sorted.
     pub async fn listxattr(&self, id: FileId) -> Result<Vec<Vec<u8>>> {
-        let meta = &self.inner.meta;
         let ctx = self.ctx(id.workspace())?;
         self.load(&ctx, id.ino())?;
+        self.xattr_names(&ctx, id.ino())
+    }
+
+    /// Names of all xattrs of `ino` in view `ctx`, sorted.
+    pub(crate) fn xattr_names(&self, ctx: &Ctx, ino: u64) -> Result<Vec<Vec<u8>>> {
+        let meta = &self.inner.meta;
         let mut names: BTreeMap<Vec<u8>, bool> = BTreeMap::new();
         for (depth, rp) in ctx.chain.iter().enumerate() {
-            if depth > 0 && !meta.may_have_pub(rp.layer, id.ino()) {
+            if depth > 0 && !meta.may_have_pub(rp.layer, ino) {
                 continue;
             }
             let mut decided: Option<Vec<u8>> = None;
-            for (k, v) in meta.scan_all(&keys::xattr_ino_prefix(rp.layer, id.ino()))? {
+            for (k, v) in meta.scan_all(&keys::xattr_ino_prefix(rp.layer, ino))? {
                 let Some((name, version)) = keys::parse_xattr(&k) else {
                     return Err(FsError::new(ErrorKind::Corrupt, "malformed xattr key"));
                 };

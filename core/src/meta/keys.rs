@@ -30,6 +30,8 @@ pub mod tag {
     pub const CHANGE: u8 = b'G';
     /// Unlinked-but-open inodes to reap: `O ws ino`.
     pub const ORPHAN: u8 = b'O';
+    /// Snapshot records: `N id` (ids share the workspace id space: both are views).
+    pub const SNAPSHOT: u8 = b'N';
 }
 
 /// Inverts a version so that newer versions sort first.
@@ -73,6 +75,13 @@ pub fn layer(layer: u64) -> Vec<u8> {
 pub fn workspace(ws: u64) -> Vec<u8> {
     let mut k = with_capacity(tag::WORKSPACE, 9);
     push_u64(&mut k, ws);
+    k
+}
+
+/// `N id`.
+pub fn snapshot(id: u64) -> Vec<u8> {
+    let mut k = with_capacity(tag::SNAPSHOT, 9);
+    push_u64(&mut k, id);
     k
 }
 
@@ -182,6 +191,21 @@ pub fn change(layer: u64, version: u64) -> Vec<u8> {
     k
 }
 
+/// Prefix of the orphans of one workspace: `O ws`.
+pub fn orphan_ws_prefix(ws: u64) -> Vec<u8> {
+    let mut k = with_capacity(tag::ORPHAN, 9);
+    push_u64(&mut k, ws);
+    k
+}
+
+/// Prefix of all chunk manifests of an inode in a layer: `C layer ino`.
+pub fn chunk_ino_prefix(layer: u64, ino: u64) -> Vec<u8> {
+    let mut k = with_capacity(tag::CHUNK, 17);
+    push_u64(&mut k, layer);
+    push_u64(&mut k, ino);
+    k
+}
+
 /// `O ws ino`.
 pub fn orphan(ws: u64, ino: u64) -> Vec<u8> {
     let mut k = with_capacity(tag::ORPHAN, 17);
@@ -219,6 +243,8 @@ mod tests {
             layer(1),
             layer(256),
             workspace(0),
+            snapshot(0),
+            snapshot(300),
         ];
         for v in [1u64, 2, 255, 256, u64::MAX - 1] {
             for ino in [1u64, 42, 4096] {

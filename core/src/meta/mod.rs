@@ -41,7 +41,7 @@ use crate::store::{MetaStore, Op};
 use crate::types::ROOT_INO;
 use commit::{Committer, Seq};
 pub use records::ReadPoint;
-use records::{ChunkManifest, Dentry, Inode, LayerRecord, WorkspaceRecord};
+use records::{ChunkManifest, Dentry, Inode, LayerRecord, SnapshotRecord, WorkspaceRecord};
 
 /// Layer id of the root workspace's first head layer.
 pub(crate) const ROOT_LAYER: u64 = 1;
@@ -85,10 +85,10 @@ impl From<u64> for Probe {
     }
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    version: u64,
-    ino: u64,
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Counters {
+    pub version: u64,
+    pub ino: u64,
     /// Last data generation handed out.
     generation: u64,
     /// Generations up to this are reserved durably: only these are handed out.
@@ -96,8 +96,8 @@ struct Counters {
     /// The reservation being made durable (>= `gen_durable`); every transaction persists
     /// this value, so a later transaction never lowers an in-flight reservation.
     gen_ceiling: u64,
-    layer: u64,
-    ws: u64,
+    pub layer: u64,
+    pub ws: u64,
 }
 
 /// Generations reserved per durable reservation.
@@ -110,6 +110,8 @@ pub(crate) struct Meta {
     pub commit: Committer,
     layers: RwLock<HashMap<u64, LayerInfo>>,
     workspaces: RwLock<HashMap<u64, WorkspaceRecord>>,
+    /// Snapshots by view id (ids come from the workspace id counter).
+    snapshots: RwLock<HashMap<u64, SnapshotRecord>>,
     counters: Mutex<Counters>,
     /// Serializes durable reservations of generation ranges.
     gen_reserve: tokio::sync::Mutex<()>,
@@ -134,6 +136,7 @@ impl Meta {
             commit,
             layers: RwLock::new(HashMap::new()),
             workspaces: RwLock::new(HashMap::new()),
+            snapshots: RwLock::new(HashMap::new()),
             counters: Mutex::new(Counters::default()),
             gen_reserve: tokio::sync::Mutex::new(()),
         };
@@ -180,6 +183,8 @@ impl Meta {
                     head: ROOT_LAYER,
                     root: ROOT_INO,
                     created: version,
+                    mount: None,
+                    base: None,
                 }
                 .encode(),
             ),
@@ -225,13 +230,6 @@ impl Meta {
             let rec = LayerRecord::decode(&v)?;
             layers.insert(id, rec);
         }
-        let mut floors: HashMap<u64, u64> = HashMap::new();
-        for rec in layers.values() {
-            if let Some(p) = rec.parent {
-                let f = floors.entry(p.layer).or_default();
-                *f = (*f).max(p.version);
-            }
-        }
         let mut table = HashMap::new();
         for (id, rec) in layers {
             let touched = match rec.parent {
@@ -260,7 +258,7 @@ impl Meta {
                 LayerInfo {
                     parent: rec.parent,
                     touched,
-                    pin_floor: floors.get(&id).copied().unwrap_or(0),
+                    pin_floor: 0,
                 },
             );
         }
@@ -278,7 +276,185 @@ impl Meta {
             ));
         }
         *self.workspaces.write() = wss;
+        let mut snaps = HashMap::new();
+        for (k, v) in self.scan_all(&[keys::tag::SNAPSHOT])? {
+            let id = keys::read_u64(&k, 1)
+                .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "bad snapshot key"))?;
+            snaps.insert(id, SnapshotRecord::decode(&v)?);
+        }
+        *self.snapshots.write() = snaps;
+        self.recompute_pins();
         Ok(())
+    }
+
+    /// Recomputes every layer's pin floor (M2) from child layers' read points and
+    /// snapshots. Floors only matter as upper bounds of what writes may delete, so this is
+    /// needed only when pins go away (snapshot deletion, layer pruning) or at load.
+    pub fn recompute_pins(&self) {
+        let snaps: Vec<ReadPoint> = self.snapshots.read().values().map(|s| s.at).collect();
+        let mut layers = self.layers.write();
+        let mut floors: HashMap<u64, u64> = HashMap::new();
+        let pins = layers
+            .values()
+            .filter_map(|l| l.parent)
+            .chain(snaps)
+            .collect::<Vec<_>>();
+        for p in pins {
+            let f = floors.entry(p.layer).or_default();
+            *f = (*f).max(p.version);
+        }
+        for (id, l) in layers.iter_mut() {
+            l.pin_floor = floors.get(id).copied().unwrap_or(0);
+        }
+    }
+
+    /// Raises the pin floor of `at.layer` to cover `at` (a new pin).
+    fn pin(&self, at: ReadPoint) -> Result<()> {
+        let mut layers = self.layers.write();
+        let l = layers.get_mut(&at.layer).ok_or_else(|| {
+            FsError::new(ErrorKind::NotFound, format!("layer {} missing", at.layer))
+        })?;
+        l.pin_floor = l.pin_floor.max(at.version);
+        Ok(())
+    }
+
+    /// Every workspace record.
+    pub fn workspaces(&self) -> Vec<(u64, WorkspaceRecord)> {
+        let mut v: Vec<_> = self
+            .workspaces
+            .read()
+            .iter()
+            .map(|(k, w)| (*k, w.clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// Every snapshot record.
+    pub fn snapshots(&self) -> Vec<(u64, SnapshotRecord)> {
+        let mut v: Vec<_> = self
+            .snapshots
+            .read()
+            .iter()
+            .map(|(k, s)| (*k, s.clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// The snapshot record of view `id`, if `id` is a snapshot.
+    pub fn snapshot(&self, id: u64) -> Option<SnapshotRecord> {
+        self.snapshots.read().get(&id).cloned()
+    }
+
+    /// The view id of the snapshot called `name`.
+    pub fn snapshot_by_name(&self, name: &str) -> Option<(u64, SnapshotRecord)> {
+        self.snapshots
+            .read()
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .map(|(k, s)| (*k, s.clone()))
+    }
+
+    /// Every layer and its parent read point.
+    pub fn layer_parents(&self) -> Vec<(u64, Option<ReadPoint>)> {
+        let mut v: Vec<_> = self
+            .layers
+            .read()
+            .iter()
+            .map(|(k, l)| (*k, l.parent))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// The inodes changed in `layer` by transactions with versions in `(after, upto]`,
+    /// from the change log (`G`): O(those transactions).
+    pub fn changes(&self, layer: u64, after: u64, upto: u64) -> Result<BTreeSet<u64>> {
+        let mut prefix = vec![keys::tag::CHANGE];
+        prefix.extend_from_slice(&layer.to_be_bytes());
+        let mut start = keys::change(layer, after.saturating_add(1));
+        let mut out = BTreeSet::new();
+        if after >= upto {
+            return Ok(out);
+        }
+        loop {
+            let page = self.commit.scan(&prefix, &start, 1024)?;
+            let n = page.len();
+            for (k, v) in &page {
+                let version = keys::read_u64(k, 9)
+                    .ok_or_else(|| FsError::new(ErrorKind::Corrupt, "bad change-log key"))?;
+                if version > upto {
+                    return Ok(out);
+                }
+                out.extend(records::decode_change(v)?);
+            }
+            match page.last() {
+                Some((k, _)) if n == 1024 => {
+                    start = k.clone();
+                    start.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Copies into `txn`, as records of layer `to`, the newest version of every record of
+    /// `ino` in layer `from` (its `I`, `C` and `X` records, and its `D` records as a
+    /// directory) whose newest version is above `after`. `map` sees each record's prefix in
+    /// `from` and its value, and returns the value to write, or `None` to skip it.
+    pub fn copy_newer(
+        &self,
+        txn: &mut Txn<'_>,
+        from: u64,
+        to: u64,
+        ino: u64,
+        after: u64,
+        map: impl Fn(&[u8], &[u8]) -> Option<Vec<u8>>,
+    ) -> Result<()> {
+        let prefixes = [
+            keys::inode_prefix(from, ino),
+            keys::chunk_ino_prefix(from, ino),
+            keys::xattr_ino_prefix(from, ino),
+            keys::dentry_dir_prefix(from, ino),
+        ];
+        txn.set_layer(to);
+        for prefix in prefixes {
+            let mut last: Option<Vec<u8>> = None;
+            for (k, v) in self.scan_all(&prefix)? {
+                let group = k[..k.len() - 8].to_vec();
+                if last.as_ref() == Some(&group) {
+                    continue;
+                }
+                last = Some(group.clone());
+                let version = keys::version_of(&k).unwrap_or(0);
+                if version <= after {
+                    continue;
+                }
+                let Some(value) = map(&group, &v) else {
+                    continue;
+                };
+                let mut target = group.clone();
+                target[1..9].copy_from_slice(&to.to_be_bytes());
+                if group[0] == keys::tag::DENTRY {
+                    if let Some(h) = keys::read_u64(&group, 17) {
+                        txn.names.push((to, ino, h));
+                    }
+                }
+                txn.put_record(ino, target, value, None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets pruned layers (their records are deleted by the caller's transaction).
+    pub fn forget_layers(&self, ids: &[u64]) {
+        let mut layers = self.layers.write();
+        for id in ids {
+            layers.remove(id);
+        }
+        drop(layers);
+        self.recompute_pins();
     }
 
     /// Every entry under `prefix` (paged).
@@ -454,7 +630,7 @@ impl Meta {
             layer,
             version,
             ops: Vec::new(),
-            changed: BTreeSet::new(),
+            changed: HashMap::new(),
             names: Vec::new(),
         }
     }
@@ -520,54 +696,41 @@ impl Meta {
         }
     }
 
-    /// Creates a layer whose reads fall through to `parent` (O(1): one record).
-    ///
-    /// This is the primitive under clone, snapshot-rollback and forks: nothing is copied.
-    pub fn create_layer(&self, parent: Option<ReadPoint>) -> Result<(u64, Seq)> {
-        let id = {
-            let mut c = self.counters.lock();
-            c.layer += 1;
-            c.layer
-        };
-        let mut txn = self.txn(id);
-        let rec = LayerRecord {
-            parent,
-            created: txn.version,
-        };
-        txn.ops.push(Op::Put(keys::layer(id), rec.encode()));
-        {
-            let mut layers = self.layers.write();
-            if let Some(p) = parent {
-                let pl = layers.get_mut(&p.layer).ok_or_else(|| {
-                    FsError::new(
-                        ErrorKind::NotFound,
-                        format!("parent layer {} missing", p.layer),
-                    )
-                })?;
-                pl.pin_floor = pl.pin_floor.max(p.version);
-            }
-            layers.insert(
-                id,
-                LayerInfo {
-                    parent,
-                    touched: parent.map(|_| RwLock::new(Touched::default())),
-                    pin_floor: 0,
-                },
-            );
-        }
-        let seq = txn.commit()?;
-        Ok((id, seq))
-    }
-
     /// Registers (or replaces) a workspace record.
     pub fn put_workspace(&self, txn: &mut Txn<'_>, ws: u64, rec: WorkspaceRecord) {
         txn.ops.push(Op::Put(keys::workspace(ws), rec.encode()));
         self.workspaces.write().insert(ws, rec);
     }
 
-    /// Allocates a workspace id, persisted by `_txn` (which writes every counter, M3).
+    /// Removes a workspace record (its layers stay until GC finds them unreachable).
+    pub fn delete_workspace(&self, txn: &mut Txn<'_>, ws: u64) {
+        txn.ops.push(Op::Delete(keys::workspace(ws)));
+        self.workspaces.write().remove(&ws);
+    }
+
+    /// Registers a snapshot (a pin of `rec.at`).
+    pub fn put_snapshot(&self, txn: &mut Txn<'_>, id: u64, rec: SnapshotRecord) -> Result<()> {
+        self.pin(rec.at)?;
+        txn.ops.push(Op::Put(keys::snapshot(id), rec.encode()));
+        self.snapshots.write().insert(id, rec);
+        Ok(())
+    }
+
+    /// Removes a snapshot (unpin; what only it could read becomes garbage).
+    pub fn delete_snapshot(&self, txn: &mut Txn<'_>, id: u64) {
+        txn.ops.push(Op::Delete(keys::snapshot(id)));
+        self.snapshots.write().remove(&id);
+    }
+
+    /// Allocates a view id (workspace or snapshot), persisted by `_txn` (which writes every
+    /// counter, M3).
     pub fn alloc_workspace(&self, _txn: &mut Txn<'_>) -> Result<u64> {
         self.next_id(|c| &mut c.ws, crate::types::MAX_WORKSPACE, "workspace ids")
+    }
+
+    /// The counters' current values.
+    pub fn counter_values(&self) -> Counters {
+        self.counters.lock().clone()
     }
 
     /// Inode numbers handed out so far.
@@ -604,12 +767,23 @@ pub(crate) struct Txn<'a> {
     pub layer: u64,
     pub version: u64,
     ops: Vec<Op>,
-    changed: BTreeSet<u64>,
-    /// `(dir, name hash)` of every entry written (for the layer's touched set).
-    names: Vec<(u64, u64)>,
+    /// Inodes changed, per layer written (change log and touched sets).
+    changed: HashMap<u64, BTreeSet<u64>>,
+    /// `(layer, dir, name hash)` of every entry written (for the layers' touched sets).
+    names: Vec<(u64, u64, u64)>,
 }
 
 impl Txn<'_> {
+    /// Directs the following record writes at `layer` (a transaction may write several
+    /// layers, e.g. a clone that grafts nested workspaces into the new layer).
+    pub fn set_layer(&mut self, layer: u64) {
+        self.layer = layer;
+    }
+
+    fn note_changed(&mut self, ino: u64) {
+        self.changed.entry(self.layer).or_default().insert(ino);
+    }
+
     /// Whether this transaction's layer reads through a parent (so removals need whiteouts
     /// or tombstones to hide inherited records).
     fn layer_has_parent(&self) -> bool {
@@ -635,7 +809,7 @@ impl Txn<'_> {
         }
         self.ops
             .push(Op::Put(keys::versioned(prefix, self.version), value));
-        self.changed.insert(ino);
+        self.note_changed(ino);
     }
 
     /// Writes inode `ino` (copy-up when it was inherited).
@@ -662,13 +836,13 @@ impl Txn<'_> {
                 self.ops
                     .push(Op::Delete(keys::versioned(prefix, p.version)));
             }
-            self.changed.insert(ino);
+            self.note_changed(ino);
         }
     }
 
     /// Writes the entry `name` of `dir`.
     pub fn put_dentry(&mut self, dir: u64, name: &[u8], d: Dentry, prev: Option<&Found>) {
-        self.names.push((dir, keys::name_hash(name)));
+        self.names.push((self.layer, dir, keys::name_hash(name)));
         self.put_record(
             dir,
             keys::dentry_prefix(self.layer, dir, name),
@@ -679,7 +853,7 @@ impl Txn<'_> {
 
     /// Removes the entry `name` of `dir`: a whiteout when a lower layer or pin can see it.
     pub fn delete_dentry(&mut self, dir: u64, name: &[u8], prev: &Found) {
-        self.names.push((dir, keys::name_hash(name)));
+        self.names.push((self.layer, dir, keys::name_hash(name)));
         let prefix = keys::dentry_prefix(self.layer, dir, name);
         let inherited = self.layer_has_parent();
         if inherited || prev.layer != self.layer || prev.version <= self.meta.pin_floor(self.layer)
@@ -688,7 +862,7 @@ impl Txn<'_> {
         } else {
             self.ops
                 .push(Op::Delete(keys::versioned(prefix, prev.version)));
-            self.changed.insert(dir);
+            self.note_changed(dir);
         }
     }
 
@@ -711,7 +885,7 @@ impl Txn<'_> {
                 if p.layer == self.layer && p.version > self.meta.pin_floor(self.layer) {
                     self.ops
                         .push(Op::Delete(keys::versioned(prefix, p.version)));
-                    self.changed.insert(ino);
+                    self.note_changed(ino);
                     return;
                 }
             }
@@ -724,6 +898,31 @@ impl Txn<'_> {
         self.ops.push(Op::Put(keys::orphan(ws, ino), Vec::new()));
     }
 
+    /// Creates a layer whose reads fall through to `parent`, in this transaction (O(1): one
+    /// record). This is the primitive under clone, rollback and promote: nothing is copied.
+    pub fn create_layer(&mut self, parent: Option<ReadPoint>) -> Result<u64> {
+        let id = self
+            .meta
+            .next_id(|c| &mut c.layer, u64::MAX - 1, "layer ids")?;
+        let rec = LayerRecord {
+            parent,
+            created: self.version,
+        };
+        if let Some(p) = parent {
+            self.meta.pin(p)?;
+        }
+        self.ops.push(Op::Put(keys::layer(id), rec.encode()));
+        self.meta.layers.write().insert(
+            id,
+            LayerInfo {
+                parent,
+                touched: parent.map(|_| RwLock::new(Touched::default())),
+                pin_floor: 0,
+            },
+        );
+        Ok(id)
+    }
+
     /// Removes a raw key (used for pruning records the caller proved unreachable).
     pub fn delete_raw(&mut self, key: Vec<u8>) {
         self.ops.push(Op::Delete(key));
@@ -731,16 +930,23 @@ impl Txn<'_> {
 
     /// Submits the transaction (visible at once, durable at the next group commit).
     pub fn commit(mut self) -> Result<Seq> {
-        if !self.changed.is_empty() {
-            let inos: Vec<u64> = self.changed.iter().copied().collect();
+        for (layer, inos) in &self.changed {
+            let inos: Vec<u64> = inos.iter().copied().collect();
             self.ops.push(Op::Put(
-                keys::change(self.layer, self.version),
+                keys::change(*layer, self.version),
                 records::encode_change(&inos),
             ));
         }
         self.meta.counter_ops(&mut self.ops);
-        self.meta
-            .mark_touched(self.layer, &self.changed, &self.names);
+        for (layer, inos) in &self.changed {
+            let names: Vec<(u64, u64)> = self
+                .names
+                .iter()
+                .filter(|n| n.0 == *layer)
+                .map(|n| (n.1, n.2))
+                .collect();
+            self.meta.mark_touched(*layer, inos, &names);
+        }
         Ok(self.meta.commit.submit(std::mem::take(&mut self.ops))?)
     }
 }

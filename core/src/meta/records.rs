@@ -306,19 +306,45 @@ impl LayerRecord {
 }
 
 /// A workspace record (`W` family).
+/// Where a workspace is grafted into its parent workspace: the junction entry `name` of
+/// directory `dir` in workspace `ws`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub ws: u64,
+    pub dir: u64,
+    pub name: Vec<u8>,
+}
+
+/// What a workspace was cloned from: the source workspace and the read point of the clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Base {
+    pub ws: u64,
+    pub at: ReadPoint,
+}
+
+/// A workspace (`W` family): its head layer, root directory inode, and (except for the
+/// root workspace) where it is mounted and what it was cloned from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WorkspaceRecord {
-    /// Layer this workspace writes into.
     pub head: u64,
-    /// Inode number of the workspace root directory.
     pub root: u64,
     pub created: u64,
+    pub mount: Option<Mount>,
+    pub base: Option<Base>,
 }
 
 impl WorkspaceRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut e = Enc::with_capacity(25);
+        let mut e = Enc::with_capacity(64);
         e.u8(FORMAT).u64(self.head).u64(self.root).u64(self.created);
+        match &self.mount {
+            Some(m) => e.u8(1).u64(m.ws).u64(m.dir).bytes(&m.name),
+            None => e.u8(0),
+        };
+        match &self.base {
+            Some(b) => e.u8(1).u64(b.ws).u64(b.at.layer).u64(b.at.version),
+            None => e.u8(0),
+        };
         e.finish()
     }
 
@@ -327,16 +353,91 @@ impl WorkspaceRecord {
         if d.u8()? != FORMAT {
             return Err(d.corrupt());
         }
+        let head = d.u64()?;
+        let root = d.u64()?;
+        let created = d.u64()?;
+        let mount = match d.u8()? {
+            0 => None,
+            1 => Some(Mount {
+                ws: d.u64()?,
+                dir: d.u64()?,
+                name: d.bytes()?.to_vec(),
+            }),
+            _ => return Err(d.corrupt()),
+        };
+        let base = match d.u8()? {
+            0 => None,
+            1 => Some(Base {
+                ws: d.u64()?,
+                at: ReadPoint {
+                    layer: d.u64()?,
+                    version: d.u64()?,
+                },
+            }),
+            _ => return Err(d.corrupt()),
+        };
         Ok(WorkspaceRecord {
-            head: d.u64()?,
-            root: d.u64()?,
-            created: d.u64()?,
+            head,
+            root,
+            created,
+            mount,
+            base,
         })
     }
 }
 
-/// A change-log entry (`G` family): the inodes whose records one transaction changed in a
-/// layer. Diff uses it to find candidates in O(changes).
+/// A snapshot (`N` family): a read-only pin of directory `root` of workspace `ws`, read
+/// through `at` (the workspace's head layer as of the snapshot's version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotRecord {
+    pub name: String,
+    pub ws: u64,
+    pub at: ReadPoint,
+    pub root: u64,
+    /// Volume path of `root` when the snapshot was taken (for listings).
+    pub path: String,
+    pub created: Timestamp,
+}
+
+impl SnapshotRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::with_capacity(64 + self.name.len() + self.path.len());
+        e.u8(FORMAT)
+            .bytes(self.name.as_bytes())
+            .u64(self.ws)
+            .u64(self.at.layer)
+            .u64(self.at.version)
+            .u64(self.root)
+            .bytes(self.path.as_bytes());
+        put_ts(&mut e, self.created);
+        e.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<SnapshotRecord, FsError> {
+        let mut d = Dec::new(buf, "snapshot");
+        if d.u8()? != FORMAT {
+            return Err(d.corrupt());
+        }
+        let name = String::from_utf8(d.bytes()?.to_vec()).map_err(|_| d.corrupt())?;
+        let ws = d.u64()?;
+        let at = ReadPoint {
+            layer: d.u64()?,
+            version: d.u64()?,
+        };
+        let root = d.u64()?;
+        let path = String::from_utf8(d.bytes()?.to_vec()).map_err(|_| d.corrupt())?;
+        let created = get_ts(&mut d)?;
+        Ok(SnapshotRecord {
+            name,
+            ws,
+            at,
+            root,
+            path,
+            created,
+        })
+    }
+}
+
 pub(crate) fn encode_change(inos: &[u64]) -> Vec<u8> {
     let mut e = Enc::with_capacity(5 + inos.len() * 8);
     e.u8(FORMAT).u32(inos.len() as u32);
@@ -346,7 +447,6 @@ pub(crate) fn encode_change(inos: &[u64]) -> Vec<u8> {
     e.finish()
 }
 
-#[allow(dead_code)]
 pub(crate) fn decode_change(buf: &[u8]) -> Result<Vec<u64>, FsError> {
     let mut d = Dec::new(buf, "change");
     if d.u8()? != FORMAT {
@@ -432,6 +532,39 @@ mod tests {
         };
         assert_eq!(LayerRecord::decode(&l.encode()).unwrap(), l);
         assert_eq!(decode_change(&encode_change(&[1, 2])).unwrap(), vec![1, 2]);
+        let w = WorkspaceRecord {
+            head: 4,
+            root: 9,
+            created: 7,
+            mount: Some(Mount {
+                ws: 0,
+                dir: 1,
+                name: b"fork".to_vec(),
+            }),
+            base: Some(Base {
+                ws: 0,
+                at: ReadPoint {
+                    layer: 1,
+                    version: 6,
+                },
+            }),
+        };
+        assert_eq!(WorkspaceRecord::decode(&w.encode()).unwrap(), w);
+        let n = SnapshotRecord {
+            name: "base@v1".into(),
+            ws: 3,
+            at: ReadPoint {
+                layer: 4,
+                version: 10,
+            },
+            root: 9,
+            path: "/base".into(),
+            created: Timestamp { secs: 5, nanos: 6 },
+        };
+        assert_eq!(SnapshotRecord::decode(&n.encode()).unwrap(), n);
+        for cut in 0..n.encode().len() {
+            assert!(SnapshotRecord::decode(&n.encode()[..cut]).is_err());
+        }
         assert_eq!(
             decode_xattr(&encode_xattr(Some(b"v"))).unwrap(),
             Some(b"v".to_vec())

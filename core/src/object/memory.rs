@@ -13,7 +13,8 @@ use super::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
 /// In-memory object store. `set_failing(true)` makes every call fail as `Unavailable`.
 #[derive(Debug, Default)]
 pub struct MemObjectStore {
-    objects: Mutex<BTreeMap<String, Bytes>>,
+    /// key -> (bytes, put time in seconds since the epoch)
+    objects: Mutex<BTreeMap<String, (Bytes, u64)>>,
     failing: AtomicBool,
 }
 
@@ -31,6 +32,16 @@ impl MemObjectStore {
     /// Number of objects held.
     pub fn len(&self) -> usize {
         self.objects.lock().len()
+    }
+
+    /// Keys of every object held, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().keys().cloned().collect()
+    }
+
+    /// Removes an object behind the filesystem's back (to test fsck).
+    pub fn remove(&self, key: &str) {
+        self.objects.lock().remove(key);
     }
 
     /// True when no object is held.
@@ -54,14 +65,17 @@ impl MemObjectStore {
 impl ObjectStore for MemObjectStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), ObjectError> {
         self.check()?;
-        self.objects.lock().insert(key.to_string(), data);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.objects.lock().insert(key.to_string(), (data, now));
         Ok(())
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ObjectError> {
         self.check()?;
         let objects = self.objects.lock();
-        let data = objects
+        let (data, _) = objects
             .get(key)
             .ok_or_else(|| ObjectError::new(ObjectErrorKind::NotFound, key.to_string()))?;
         let len = data.len() as u64;
@@ -83,10 +97,10 @@ impl ObjectStore for MemObjectStore {
             .lock()
             .iter()
             .filter(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| ObjectMeta {
+            .map(|(k, (v, t))| ObjectMeta {
                 key: k.clone(),
                 size: v.len() as u64,
-                modified_secs: 0,
+                modified_secs: *t,
             })
             .collect())
     }
