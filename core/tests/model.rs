@@ -14,7 +14,8 @@ use nokv_core::{
     Caller, ErrorKind, FileId, FileType, Fs, FsOptions, RenameFlags, SetAttr, XattrMode,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+mod common;
 
 const NAMES: [&str; 5] = ["a", "b", "c", "dd", "e"];
 const XNAMES: [&str; 3] = ["user.x", "user.y", "user.z"];
@@ -552,40 +553,18 @@ fn model_rename(
 
 #[test]
 fn fs_matches_model() {
-    let seed: u64 = std::env::var("NOKV_MODEL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let cases: u32 = std::env::var("NOKV_MODEL_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(25);
     let ops: usize = 400;
-    println!("model test: seed {seed} (replay with NOKV_MODEL_SEED={seed}), {cases} cases x {ops} ops = {} operations", cases as usize * ops);
-    let config = Config {
-        cases,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::Direct(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/proptest-regressions/model.txt"
-            )),
-        )),
-        max_shrink_iters: 2000,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(
-        config.clone(),
-        proptest::test_runner::TestRng::from_seed(
-            proptest::test_runner::RngAlgorithm::ChaCha,
-            &seed_bytes(seed),
+    let (mut runner, seed) = common::runner(
+        "NOKV_MODEL_SEED",
+        "NOKV_MODEL_CASES",
+        25,
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proptest-regressions/model.txt"
         ),
     );
+    let cases = runner.config().cases;
+    println!("model test: seed {seed} (replay with NOKV_MODEL_SEED={seed}), {cases} cases x {ops} ops = {} operations", cases as usize * ops);
     let result = runner.run(&proptest::collection::vec(op(), ops), |ops| {
         let mut h = Harness::new();
         for (i, op) in ops.iter().enumerate() {
@@ -599,17 +578,4 @@ fn fs_matches_model() {
     if let Err(e) = result {
         panic!("model test failed (seed {seed}): {e}");
     }
-}
-
-fn seed_bytes(seed: u64) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    for (i, chunk) in b.chunks_mut(8).enumerate() {
-        chunk.copy_from_slice(
-            &(seed
-                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                .wrapping_add(i as u64))
-            .to_le_bytes(),
-        );
-    }
-    b
 }

@@ -826,18 +826,27 @@ impl Txn<'_> {
     /// otherwise just the deletion of the superseded version.
     pub fn delete_inode(&mut self, ino: u64, prev: Option<&Found>) {
         let prefix = keys::inode_prefix(self.layer, ino);
-        let has_parent = self.layer_has_parent();
-        let pinned = prev
-            .is_some_and(|p| p.layer != self.layer || p.version <= self.meta.pin_floor(self.layer));
-        if has_parent || pinned {
-            self.put_record(ino, prefix, Inode::tombstone(), prev);
-        } else {
-            if let Some(p) = prev {
+        match prev {
+            Some(p) if !self.layer_has_parent() && self.removable(&prefix, p) => {
                 self.ops
                     .push(Op::Delete(keys::versioned(prefix, p.version)));
+                self.note_changed(ino);
             }
-            self.note_changed(ino);
+            None if !self.layer_has_parent() => self.note_changed(ino),
+            _ => self.put_record(ino, prefix, Inode::tombstone(), prev),
         }
+    }
+
+    /// Whether the visible version `prev` of the record at `prefix` can simply be deleted
+    /// (instead of hidden by a whiteout or tombstone): it is in this layer, no pin can see
+    /// it, and no older version of the record remains in the layer (a pinned older version
+    /// would reappear). Errs on the side of a whiteout.
+    fn removable(&self, prefix: &[u8], prev: &Found) -> bool {
+        if prev.layer != self.layer || prev.version <= self.meta.pin_floor(self.layer) {
+            return false;
+        }
+        let start = keys::versioned(prefix.to_vec(), prev.version.saturating_sub(1));
+        matches!(self.meta.commit.scan(prefix, &start, 1), Ok(rows) if rows.is_empty())
     }
 
     /// Writes the entry `name` of `dir`.
@@ -851,18 +860,17 @@ impl Txn<'_> {
         );
     }
 
-    /// Removes the entry `name` of `dir`: a whiteout when a lower layer or pin can see it.
+    /// Removes the entry `name` of `dir`: a whiteout when a lower layer, a pin or an older
+    /// version in this layer could otherwise show it.
     pub fn delete_dentry(&mut self, dir: u64, name: &[u8], prev: &Found) {
         self.names.push((self.layer, dir, keys::name_hash(name)));
         let prefix = keys::dentry_prefix(self.layer, dir, name);
-        let inherited = self.layer_has_parent();
-        if inherited || prev.layer != self.layer || prev.version <= self.meta.pin_floor(self.layer)
-        {
-            self.put_record(dir, prefix, Dentry::Whiteout.encode(), Some(prev));
-        } else {
+        if !self.layer_has_parent() && self.removable(&prefix, prev) {
             self.ops
                 .push(Op::Delete(keys::versioned(prefix, prev.version)));
             self.note_changed(dir);
+        } else {
+            self.put_record(dir, prefix, Dentry::Whiteout.encode(), Some(prev));
         }
     }
 
@@ -879,10 +887,9 @@ impl Txn<'_> {
     /// Writes (or with `None`, whites out) xattr `name` of `ino`.
     pub fn put_xattr(&mut self, ino: u64, name: &[u8], value: Option<&[u8]>, prev: Option<&Found>) {
         let prefix = keys::xattr_prefix(self.layer, ino, name);
-        let inherited = self.layer_has_parent();
-        if value.is_none() && !inherited {
+        if value.is_none() && !self.layer_has_parent() {
             if let Some(p) = prev {
-                if p.layer == self.layer && p.version > self.meta.pin_floor(self.layer) {
+                if self.removable(&prefix, p) {
                     self.ops
                         .push(Op::Delete(keys::versioned(prefix, p.version)));
                     self.note_changed(ino);

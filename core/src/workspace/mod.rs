@@ -200,31 +200,66 @@ impl Fs {
 
     /// Every workspace, root first.
     pub fn workspaces(&self) -> Result<Vec<WorkspaceInfo>> {
+        let snaps = self.inner.meta.snapshots();
+        self.inner
+            .meta
+            .workspaces()
+            .into_iter()
+            .map(|(id, rec)| self.info_of(id, &rec, &snaps))
+            .collect()
+    }
+
+    /// The listing entry of workspace `ws`.
+    pub fn workspace_info(&self, ws: u64) -> Result<WorkspaceInfo> {
+        let rec = self.inner.meta.workspace(ws)?;
+        self.info_of(ws, &rec, &self.inner.meta.snapshots())
+    }
+
+    fn info_of(
+        &self,
+        id: u64,
+        rec: &crate::meta::records::WorkspaceRecord,
+        snaps: &[(u64, crate::meta::records::SnapshotRecord)],
+    ) -> Result<WorkspaceInfo> {
         let meta = &self.inner.meta;
-        let snaps = meta.snapshots();
-        let mut out = Vec::new();
-        for (id, rec) in meta.workspaces() {
-            let root = FileId::new(id, rec.root);
-            let base = rec.base.map(|b| b.ws);
-            let base_path = base.and_then(|b| {
-                meta.workspace(b)
-                    .ok()
-                    .and_then(|r| self.path_of(FileId::new(b, r.root)).ok())
-            });
-            out.push(WorkspaceInfo {
-                id,
-                path: self.path_of(root)?,
-                root,
-                base,
-                base_path,
-                snapshots: snaps
-                    .iter()
-                    .filter(|(_, s)| s.ws == id)
-                    .map(|(_, s)| s.name.clone())
-                    .collect(),
-            });
+        let root = FileId::new(id, rec.root);
+        let base = rec.base.map(|b| b.ws);
+        let base_path = base.and_then(|b| {
+            meta.workspace(b)
+                .ok()
+                .and_then(|r| self.path_of(FileId::new(b, r.root)).ok())
+        });
+        Ok(WorkspaceInfo {
+            id,
+            path: self.path_of(root)?,
+            root,
+            base,
+            base_path,
+            snapshots: snaps
+                .iter()
+                .filter(|(_, s)| s.ws == id)
+                .map(|(_, s)| s.name.clone())
+                .collect(),
+        })
+    }
+
+    /// Number of metadata records (all versions) in the head layer of workspace `ws`:
+    /// what the workspace added on top of what it shares. Diagnostic; O(that number).
+    pub fn workspace_records(&self, ws: u64) -> Result<u64> {
+        let head = self.inner.meta.workspace(ws)?.head;
+        let mut n = 0;
+        for tag in [
+            crate::meta::keys::tag::INODE,
+            crate::meta::keys::tag::DENTRY,
+            crate::meta::keys::tag::CHUNK,
+            crate::meta::keys::tag::XATTR,
+            crate::meta::keys::tag::CHANGE,
+        ] {
+            let mut prefix = vec![tag];
+            prefix.extend_from_slice(&head.to_be_bytes());
+            n += self.inner.meta.scan_all(&prefix)?.len() as u64;
         }
-        Ok(out)
+        Ok(n)
     }
 
     /// Every snapshot, oldest first.

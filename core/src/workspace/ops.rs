@@ -32,10 +32,7 @@ impl Fs {
             self.clone_locked(src_id, parent, name.as_bytes())?
         };
         self.sync_metadata().await?;
-        self.workspaces()?
-            .into_iter()
-            .find(|w| w.id == ws)
-            .ok_or_else(|| FsError::new(ErrorKind::Stale, "workspace vanished"))
+        self.workspace_info(ws)
     }
 
     fn clone_locked(&self, src: FileId, parent: FileId, name: &[u8]) -> Result<u64> {

@@ -499,3 +499,34 @@ async fn fsck_reports_a_missing_object() {
     assert_eq!(r.violations.len(), 1, "{r:?}");
     assert_eq!(r.violations[0].invariant, "D1");
 }
+
+#[tokio::test]
+async fn snapshot_of_a_fork_survives_truncate_in_the_fork() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    mkdir(&fs, "/base").await;
+    write_file(&fs, "/base/c", b"x").await;
+    let c = fs.resolve("/base/c").unwrap();
+    let grow = crate::types::SetAttr {
+        size: Some(8193),
+        ..Default::default()
+    };
+    fs.setattr(c, &grow, &ROOT).await.unwrap();
+    fs.clone_tree("/base", "/f1").await.unwrap();
+    let fc = fs.resolve("/f1/c").unwrap();
+    fs.open(fc, WRITE, &ROOT).await.unwrap();
+    fs.write(fc, 0, &[1u8; 854]).await.unwrap();
+    fs.release(fc).await.unwrap();
+    let mut want = vec![1u8; 854];
+    want.resize(8193, 0);
+    assert_eq!(read_file(&fs, "/f1/c").await, want);
+    fs.snapshot("/f1", Some("s")).await.unwrap();
+    assert_eq!(read_file(&fs, "/.nokv/snapshots/f1@s/c").await, want);
+    let cut = crate::types::SetAttr {
+        size: Some(1),
+        ..Default::default()
+    };
+    fs.setattr(fc, &cut, &ROOT).await.unwrap();
+    assert_eq!(read_file(&fs, "/f1/c").await, vec![1u8]);
+    assert_eq!(read_file(&fs, "/.nokv/snapshots/f1@s/c").await, want);
+}
