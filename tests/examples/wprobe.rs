@@ -2,7 +2,8 @@
 //! different object stores, and raw 4 MiB puts + one sync per store, all in one run.
 //!
 //! Run: `cargo run --release -p nokv-tests --example wprobe` (env `NOKV_PROBE_MIB`, default
-//! 512; `NOKV_BENCH_DIR` for the disk, default the temp directory).
+//! 512; `NOKV_BENCH_DIR` for the disk, default the temp directory; `NOKV_PROBE_ONLY` = one
+//! of `mem`, `opendal-fs`, `local-fs`, `raw-opendal-fs`, `raw-local-fs` to run only that).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +30,12 @@ fn main() {
         "{mib} MiB, 1 MiB writes, fsync at the end; in {}",
         base.display()
     );
+    let only = std::env::var("NOKV_PROBE_ONLY").ok();
+    let wanted = |v: &str| only.as_deref().is_none_or(|o| o == v);
     for variant in ["mem", "opendal-fs", "local-fs"] {
+        if !wanted(variant) {
+            continue;
+        }
         let tmp = tempfile::tempdir_in(&base).unwrap();
         let objects = store(variant, tmp.path());
         let fs = Fs::new(
@@ -43,18 +49,26 @@ fn main() {
             .unwrap()
             .id;
         let t = Instant::now();
-        rt.block_on(async {
+        let writes = rt.block_on(async {
             for i in 0..mib {
                 fs.write(f, i << 20, &buf).await.unwrap();
             }
+            let writes = t.elapsed();
             fs.fsync(f).await.unwrap();
+            writes
         });
+        let total = t.elapsed();
         println!(
-            "Fs over {variant}: {:.0} MiB/s",
-            mib as f64 / t.elapsed().as_secs_f64()
+            "Fs over {variant}: {:.0} MiB/s (writes {:.0} ms, fsync {:.0} ms)",
+            mib as f64 / total.as_secs_f64(),
+            writes.as_secs_f64() * 1000.0,
+            (total - writes).as_secs_f64() * 1000.0
         );
     }
     for variant in ["opendal-fs", "local-fs"] {
+        if !wanted(&format!("raw-{variant}")) {
+            continue;
+        }
         let tmp = tempfile::tempdir_in(&base).unwrap();
         let store = store(variant, tmp.path());
         let block = Bytes::from(vec![7u8; 4 << 20]);
