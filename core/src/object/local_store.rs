@@ -8,9 +8,10 @@
 //! 1. **`put` is atomic and not yet durable.** The bytes go to a fresh file in
 //!    `{root}/.nokv-tmp/`, which is then renamed over the key's path, so a reader sees the
 //!    whole object or none. Nothing is fsynced at `put`; the file and every directory from
-//!    its parent up to the root are recorded as pending before `put` returns. `put` only asks
-//!    the kernel to start writing the file back (`sync_file_range`), so that writeback
-//!    overlaps with the writes that follow.
+//!    its parent up to the root are recorded as pending before `put` returns. `put` then only
+//!    hands the file to a writeback thread, which asks the kernel to start writing it to disk
+//!    (`sync_file_range`), so that writeback overlaps with the writes that follow and a busy
+//!    disk never stalls a `put` for a mere hint.
 //! 2. **`sync` makes every earlier `put` durable.** It fsyncs every pending file and
 //!    directory (in parallel) and returns only when all succeeded. Syncs run one at a time,
 //!    so a `sync` never returns while an earlier one that took its files is still running.
@@ -68,6 +69,8 @@ pub struct LocalStore {
     /// The first sync failure (invariant 3).
     poisoned: Mutex<Option<ObjectError>>,
     syncer: Syncer,
+    /// `None` if the hint thread could not start (then nothing is hinted).
+    hinter: Option<Hinter>,
 }
 
 impl std::fmt::Debug for LocalStore {
@@ -102,6 +105,7 @@ impl LocalStore {
             sync_lock: tokio::sync::Mutex::new(()),
             poisoned: Mutex::new(None),
             syncer: Arc::new(|p: &Path| File::open(p)?.sync_all()),
+            hinter: Hinter::start(),
         })
     }
 
@@ -136,17 +140,43 @@ async fn blocking<T: Send + 'static>(
         .map_err(io::Error::other)?
 }
 
+/// Runs writeback hints on a thread of their own, so that a busy disk never stalls a `put`.
+/// Hints past [`HINT_QUEUE`] waiting ones are dropped: they only save time.
+struct Hinter {
+    tx: std::sync::mpsc::SyncSender<PathBuf>,
+}
+
+/// Most writeback hints waiting for the hint thread.
+const HINT_QUEUE: usize = 64;
+
+impl Hinter {
+    fn start() -> Option<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<PathBuf>(HINT_QUEUE);
+        std::thread::Builder::new()
+            .name("nokv-writeback".into())
+            .spawn(move || {
+                for path in rx {
+                    if let Ok(f) = File::open(&path) {
+                        start_writeback(&f);
+                    }
+                }
+            })
+            .ok()?;
+        Some(Hinter { tx })
+    }
+
+    fn hint(&self, path: &Path) {
+        let _ = self.tx.try_send(path.to_path_buf());
+    }
+}
+
 /// Writes `data` to the new file `tmp` and renames it to `path`, creating directories.
 fn write_object(tmp: &Path, path: &Path, data: &[u8]) -> io::Result<()> {
     let written = File::options()
         .write(true)
         .create_new(true)
         .open(tmp)
-        .and_then(|mut f| {
-            f.write_all(data)?;
-            start_writeback(&f);
-            Ok(())
-        });
+        .and_then(|mut f| f.write_all(data));
     let renamed = written.and_then(|()| match std::fs::rename(tmp, path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::create_dir_all(path.parent().unwrap_or(path))?;
@@ -214,6 +244,9 @@ impl ObjectStore for LocalStore {
         blocking(move || write_object(&tmp, &dest, &data))
             .await
             .map_err(|e| self.error("put", key, &e))?;
+        if let Some(h) = &self.hinter {
+            h.hint(&path);
+        }
         self.record(path);
         Ok(())
     }
