@@ -194,8 +194,7 @@ impl SessionState {
     /// zeros): in memory when the budget grants a block, else in staging.
     pub fn make_dirty(&mut self, budget: &Arc<DirtyBudget>, b: u64, content: &[u8]) -> Result<()> {
         debug_assert!(!self.is_staged(b));
-        if let Some(res) = budget.try_reserve(BLOCK_SIZE) {
-            let mut buf = Vec::with_capacity(BLOCK_SIZE);
+        if let Some((mut buf, res)) = budget.block() {
             buf.extend_from_slice(content);
             self.dirty.insert(b, Dirty::Mem(MemBlock { buf, res }));
         } else {

@@ -406,9 +406,11 @@ impl Fs {
         let task = tokio::spawn(async move {
             let _permit = permit;
             data.objects.put(&k, bytes).await.map_err(FsError::from)?;
-            // The object holds the bytes now: give their memory and budget back.
-            if let Some(slot) = slot {
-                slot.lock().take();
+            // The object holds the bytes now: give their memory and budget back, keeping the
+            // buffer for reuse when nobody else holds it (a store may keep the bytes).
+            let taken = slot.and_then(|slot| slot.lock().take());
+            if let Some((bytes, res)) = taken.filter(|(b, _)| b.is_unique()) {
+                data.dirty.recycle(Vec::from(bytes), res);
             }
             Ok(())
         });

@@ -120,7 +120,7 @@ impl Fs {
             volume: opts.volume_id.clone(),
             cache: BlockCache::new(opts.cache_bytes),
             staging: opts.staging_dir.clone(),
-            dirty: DirtyBudget::new(opts.dirty_bytes),
+            dirty: DirtyBudget::new(opts.dirty_bytes, crate::data::BLOCK_SIZE),
             uploads: Arc::new(tokio::sync::Semaphore::new(opts.upload_concurrency.max(1))),
         });
         let fs = Fs {
