@@ -8,7 +8,7 @@
 //! DATA/objects.location  where blocks live: `fs` or `s3 <endpoint> <bucket> <prefix>`
 //! DATA/meta.engine the metadata engine, `redb` or `holt`, written once at creation
 //! DATA/meta/       metadata store: `meta.redb` (redb), or holt's files (holt)
-//! DATA/objects/    OpenDAL fs object root (unless the volume's blocks live in S3)
+//! DATA/objects/    local object store root (unless the volume's blocks live in S3)
 //! DATA/staging/    write-session staging files (emptied at open)
 //! ```
 //! Invariant V1: at most one process has a volume open; a second one fails at once with an
@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::{Fs, FsOptions};
-use crate::object::{ObjectStore, OpendalStore, S3Config};
+use crate::object::{LocalStore, ObjectStore, OpendalStore, S3Config};
 use crate::store::{HoltStore, MetaStore, RedbStore};
 
 /// The embedded engine that holds a volume's metadata (see
@@ -124,7 +124,7 @@ impl Volume {
         let store = meta_engine.open(&dir.join("meta"))?;
         let objects: Arc<dyn ObjectStore> = match &cfg.s3 {
             Some(s3) => Arc::new(OpendalStore::s3(s3)?),
-            None => Arc::new(OpendalStore::fs(&dir.join("objects"))?),
+            None => Arc::new(LocalStore::open(&dir.join("objects"))?),
         };
         let describe = objects.describe();
         let mut opts = FsOptions::new(id.clone(), dir.join("staging"));

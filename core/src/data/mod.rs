@@ -6,15 +6,18 @@
 //! `blocks/{volume}/{ino}/{generation}/{chunk}/{block}` with a volume-unique generation, so
 //! no two writers ever produce the same key and objects are never rewritten.
 //!
-//! Durability order (invariant D1): every object a manifest references is written (and
-//! `put` returned) before the metadata commit that publishes the manifest. A crash between
+//! Durability order (invariant D1): every object a manifest references is written (`put`
+//! returned) and made durable (`ObjectStore::sync` returned) before the metadata commit
+//! that publishes the manifest. A crash between
 //! the two leaves only unreferenced objects, never a manifest pointing at missing data.
 
+mod budget;
 mod cache;
 mod session;
 
+pub(crate) use budget::DirtyBudget;
 pub(crate) use cache::BlockCache;
-pub(crate) use session::{Session, SessionState, Upload};
+pub(crate) use session::{Held, Session, SessionState, StagedRead, Upload};
 
 use std::sync::Arc;
 
@@ -45,6 +48,8 @@ pub(crate) struct DataPath {
     pub volume: String,
     pub cache: BlockCache,
     pub staging: std::path::PathBuf,
+    /// Bounds the memory of dirty blocks across all write sessions.
+    pub dirty: Arc<DirtyBudget>,
     /// Bounds concurrent background uploads.
     pub uploads: Arc<tokio::sync::Semaphore>,
 }

@@ -2,8 +2,9 @@
 //!
 //! Writes go into a per-file write session (`data::session`); reads merge the session's
 //! staged blocks with committed blocks. Publishing (flush, fsync, release, NFS COMMIT, and
-//! before a truncate) uploads every staged block, waits for all uploads, then writes the new
-//! chunk manifests, size and mtime in one metadata transaction (invariant D1: objects first).
+//! before a truncate) uploads every dirty block, waits for all uploads, makes them durable
+//! (`ObjectStore::sync`), then writes the new chunk manifests, size and mtime in one
+//! metadata transaction (invariant D1: objects first).
 //! Files up to `INLINE_MAX` bytes are published inline in their inode record instead.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,8 @@ use bytes::Bytes;
 
 use super::{check_access, Ctx, Fs, R_OK, W_OK};
 use crate::data::{
-    object_key, Session, SessionState, Upload, BLOCKS_PER_CHUNK, BLOCK_SIZE, CHUNK_SIZE, INLINE_MAX,
+    object_key, Held, Session, SessionState, StagedRead, Upload, BLOCKS_PER_CHUNK, BLOCK_SIZE,
+    CHUNK_SIZE, INLINE_MAX,
 };
 
 use crate::error::{ErrorKind, FsError, Result};
@@ -153,7 +155,7 @@ impl Fs {
                 let b = pos / BS;
                 let seg_end = ((b + 1) * BS).min(end);
                 if st.is_staged(b) {
-                    out.extend_from_slice(&st.read_at(pos, (seg_end - pos) as usize)?);
+                    out.extend_from_slice(&self.read_staged(&mut st, b, pos, seg_end).await?);
                 } else {
                     let part = self.read_committed(&ctx, id, &inode, pos, seg_end).await?;
                     out.extend_from_slice(&part);
@@ -169,6 +171,61 @@ impl Fs {
         Ok(Bytes::from(
             self.read_committed(&ctx, id, &inode, off, end).await?,
         ))
+    }
+
+    /// Bytes `[from, to)` (inside block `b`) of a block the session holds.
+    async fn read_staged(
+        &self,
+        st: &mut SessionState,
+        b: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<u8>> {
+        match st.read_staged(b, from, to)? {
+            StagedRead::Bytes(v) => Ok(v),
+            StagedRead::Object { key, len } => {
+                let (f, t) = (from - b * BS, to - b * BS);
+                let mut out = vec![0u8; (t - f) as usize];
+                if f < len as u64 {
+                    let got = self
+                        .inner
+                        .data
+                        .block_range(&key, f..t.min(len as u64))
+                        .await?;
+                    out[..got.len()].copy_from_slice(&got);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Turns the upload of block `b` back into a dirty block (a new write changes it). Its
+    /// object becomes garbage.
+    async fn reclaim(&self, st: &mut SessionState, b: u64) -> Result<()> {
+        let Some(up) = st.uploading.remove(&b) else {
+            return Ok(());
+        };
+        match up.take_back() {
+            Ok(dirty) => {
+                st.dirty.insert(b, dirty);
+                Ok(())
+            }
+            Err(done) => {
+                // Only the object holds the bytes now: read them back.
+                let got = self
+                    .inner
+                    .data
+                    .objects
+                    .get_range(&done.key, 0..done.len as u64)
+                    .await
+                    .map_err(FsError::from)
+                    .and_then(|bytes| st.make_dirty(&self.inner.data.dirty, b, &bytes));
+                if got.is_err() {
+                    st.uploading.insert(b, done);
+                }
+                got
+            }
+        }
     }
 
     /// Committed bytes `[off, end)` of a file (zeros for holes and past block lengths).
@@ -275,33 +332,37 @@ impl Fs {
         file_only(&inode)?;
         let session = self.session_for(id, inode.size);
         let mut st = session.state.lock().await;
+        let budget = &self.inner.data.dirty;
         if let Data::Inline(d) = &inode.data {
             // Stage inline content as block 0 so it survives a move to block storage.
             if !d.is_empty() && !st.is_staged(0) {
-                st.write_at(0, d)?;
-                st.dirty.insert(0, ());
+                st.make_dirty(budget, 0, d)?;
             }
         }
         for b in off / BS..=(end - 1) / BS {
-            if let Some(up) = st.uploading.remove(&b) {
-                // Its upload becomes garbage; the staged bytes are still current.
-                drop(up);
-                st.dirty.insert(b, ());
+            if st.uploading.contains_key(&b) {
+                self.reclaim(&mut st, b).await?;
                 continue;
             }
             if st.is_staged(b) {
                 continue;
             }
             let (bs, committed_end) = (b * BS, ((b + 1) * BS).min(inode.size));
-            if bs < committed_end && !(off <= bs && end >= committed_end) {
-                let content = self
-                    .read_committed(&ctx, id, &inode, bs, committed_end)
-                    .await?;
-                st.write_at(bs, &content)?;
-            }
-            st.dirty.insert(b, ());
+            let content = if bs < committed_end && !(off <= bs && end >= committed_end) {
+                self.read_committed(&ctx, id, &inode, bs, committed_end)
+                    .await?
+            } else {
+                Vec::new()
+            };
+            st.make_dirty(budget, b, &content)?;
         }
-        st.write_at(off, data)?;
+        let mut pos = off;
+        while pos < end {
+            let seg_end = ((pos / BS + 1) * BS).min(end);
+            let part = &data[(pos - off) as usize..(seg_end - off) as usize];
+            st.write_block(pos / BS, pos, part)?;
+            pos = seg_end;
+        }
         st.size = st.size.max(end);
         let now = Timestamp::now();
         st.modified = Some(now);
@@ -320,8 +381,6 @@ impl Fs {
     }
 
     async fn start_upload(&self, st: &mut SessionState, id: FileId, b: u64) -> Result<()> {
-        let bytes = Bytes::from(st.block_bytes(b)?);
-        let len = bytes.len() as u32;
         // One generation per publish cycle (all its blocks share the key prefix); a block
         // uploaded twice in one cycle needs a fresh generation so no key is written twice.
         let generation = match st.generation {
@@ -340,17 +399,34 @@ impl Fs {
             .acquire_owned()
             .await
             .map_err(|_| FsError::new(ErrorKind::Io, "upload pool closed"))?;
+        let Some((bytes, held)) = st.take_for_upload(b)? else {
+            return Ok(());
+        };
+        let len = bytes.len() as u32;
+        let slot = match &held {
+            Held::Mem(slot) => Some(Arc::clone(slot)),
+            Held::Staged => None,
+        };
+        let k = key.clone();
         let task = tokio::spawn(async move {
             let _permit = permit;
-            data.objects.put(&key, bytes).await.map_err(FsError::from)
+            data.objects.put(&k, bytes).await.map_err(FsError::from)?;
+            // The object holds the bytes now: give their memory and budget back, keeping the
+            // buffer for reuse when nobody else holds it (a store may keep the bytes).
+            let taken = slot.and_then(|slot| slot.lock().take());
+            if let Some((bytes, res)) = taken.filter(|(b, _)| b.is_unique()) {
+                data.dirty.recycle(Vec::from(bytes), res);
+            }
+            Ok(())
         });
-        st.dirty.remove(&b);
         st.uploading.insert(
             b,
             Upload {
                 generation,
                 len,
-                task,
+                key,
+                held,
+                task: Some(task),
             },
         );
         Ok(())
@@ -396,60 +472,63 @@ impl Fs {
         let mut new_inline = None;
         let mut refs: BTreeMap<u64, BlockRef> = BTreeMap::new();
         if size <= INLINE_MAX {
+            // Uploads still running are abandoned by `reset` once this commits.
             let content = if st.is_staged(0) {
-                st.read_at(0, size as usize)?
+                self.read_staged(st, 0, 0, size).await?
             } else {
                 self.read_committed(&ctx, id, &inode0, 0, size).await?
             };
-            for (_, up) in std::mem::take(&mut st.uploading) {
-                up.task.abort();
-            }
             new_inline = Some(content);
         } else {
             let dirty: Vec<u64> = st.dirty.keys().copied().collect();
             for b in dirty {
                 self.start_upload(st, id, b).await?;
             }
+            // Nothing leaves the session before the commit, so a failure (or this future
+            // being dropped) leaves every block readable and a later flush retries.
             let mut failure = None;
-            for (b, up) in std::mem::take(&mut st.uploading) {
-                match up.task.await {
-                    Ok(Ok(())) => {
-                        refs.insert(
-                            b,
-                            BlockRef {
-                                generation: up.generation,
-                                owner: id.ino(),
-                                len: up.len,
-                            },
-                        );
-                    }
-                    Ok(Err(e)) => {
+            let blocks: Vec<u64> = st.uploading.keys().copied().collect();
+            for b in blocks {
+                let up = st.uploading.get_mut(&b).expect("listed above");
+                if let Some(task) = up.task.as_mut() {
+                    let outcome = match task.await {
+                        Ok(r) => r,
+                        Err(e) => Err(FsError::new(ErrorKind::Io, format!("upload task: {e}"))),
+                    };
+                    up.task = None;
+                    if let Err(e) = outcome {
                         failure.get_or_insert(e);
-                        st.dirty.insert(b, ());
-                    }
-                    Err(e) => {
-                        failure.get_or_insert(FsError::new(
-                            ErrorKind::Io,
-                            format!("upload task: {e}"),
-                        ));
-                        st.dirty.insert(b, ());
+                        let up = st.uploading.remove(&b).expect("listed above");
+                        match up.take_back() {
+                            Ok(dirty) => {
+                                st.dirty.insert(b, dirty);
+                            }
+                            // Bytes are released only after a successful put, so the
+                            // object exists after all (e.g. the task failed later).
+                            Err(done) => {
+                                st.uploading.insert(b, done);
+                            }
+                        }
+                        continue;
                     }
                 }
+                refs.insert(
+                    b,
+                    BlockRef {
+                        generation: up.generation,
+                        owner: id.ino(),
+                        len: up.len,
+                    },
+                );
             }
             if let Some(e) = failure {
-                // Keep everything staged so a later flush retries; nothing was published.
-                for b in refs.keys() {
-                    st.dirty.insert(*b, ());
-                }
+                // Blocks that failed are dirty again; finished uploads stay for the retry.
                 return Err(e);
             }
-            // D1: the objects are durable before the metadata that references them.
-            if let Err(e) = self.inner.data.objects.sync().await {
-                for b in refs.keys() {
-                    st.dirty.insert(*b, ());
-                }
-                return Err(e.into());
-            }
+            // D1: the objects are durable before the metadata that references them. If this
+            // fails the uploads stay; a store never reports them durable later unless they
+            // are (the `ObjectStore::sync` contract).
+            self.inner.data.objects.sync().await?;
         }
         {
             let _w = self.inner.writer.lock();
@@ -587,5 +666,205 @@ impl Fs {
         }
         inode.size = size;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::object::{MemObjectStore, ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
+    use crate::store::MemStore;
+    use crate::FsOptions;
+
+    const ROOT: Caller = Caller::ROOT;
+    const B: usize = BLOCK_SIZE;
+
+    /// An in-memory object store whose `sync` fails while `failing_sync` is set.
+    #[derive(Default)]
+    struct SyncFails {
+        inner: MemObjectStore,
+        failing_sync: AtomicBool,
+    }
+
+    #[async_trait]
+    impl ObjectStore for SyncFails {
+        async fn put(&self, key: &str, data: Bytes) -> Result<(), ObjectError> {
+            self.inner.put(key, data).await
+        }
+        async fn get_range(
+            &self,
+            key: &str,
+            range: std::ops::Range<u64>,
+        ) -> Result<Bytes, ObjectError> {
+            self.inner.get_range(key, range).await
+        }
+        async fn sync(&self) -> Result<(), ObjectError> {
+            if self.failing_sync.load(Ordering::SeqCst) {
+                return Err(ObjectError::new(
+                    ObjectErrorKind::Other,
+                    "injected fsync EIO",
+                ));
+            }
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), ObjectError> {
+            self.inner.delete(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, ObjectError> {
+            self.inner.list(prefix).await
+        }
+        fn describe(&self) -> String {
+            "sync-fails".into()
+        }
+    }
+
+    fn fs_with(dir: &std::path::Path, objects: Arc<dyn ObjectStore>, dirty_bytes: usize) -> Fs {
+        let mut opts = FsOptions::new("vol", dir.join("staging"));
+        opts.dirty_bytes = dirty_bytes;
+        Fs::new(Arc::new(MemStore::new()), objects, opts).unwrap()
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
+            .collect()
+    }
+
+    async fn write_both(fs: &Fs, id: FileId, model: &mut Vec<u8>, off: usize, data: &[u8]) {
+        assert_eq!(
+            fs.write(id, off as u64, data).await.unwrap() as usize,
+            data.len()
+        );
+        if model.len() < off + data.len() {
+            model.resize(off + data.len(), 0);
+        }
+        model[off..off + data.len()].copy_from_slice(data);
+    }
+
+    async fn assert_reads(fs: &Fs, id: FileId, model: &[u8], when: &str) {
+        let got = fs.read(id, 0, model.len() as u32 + 100).await.unwrap();
+        assert_eq!(got.len(), model.len(), "{when}: length");
+        if let Some(i) = (0..model.len()).find(|i| got[*i] != model[*i]) {
+            panic!("{when}: first difference at byte {i}");
+        }
+        // An unaligned read across a block boundary.
+        let (a, n) = (B - 7, 20);
+        if model.len() >= a + n {
+            let got = fs.read(id, a as u64, n as u32).await.unwrap();
+            assert!(got[..] == model[a..a + n], "{when}: across a boundary");
+        }
+    }
+
+    /// Memory blocks, staged blocks and a mix of both (a budget of one block) give the same
+    /// results for read-modify-write, rewrites of uploading blocks, holes and reads before
+    /// and after publishing; and a publish leaves no block memory or staged bytes (S2).
+    #[tokio::test]
+    async fn memory_and_staged_blocks_read_and_publish_the_same() {
+        for budget in [0, B, 256 << 20] {
+            let tmp = tempfile::tempdir().unwrap();
+            let fs = fs_with(tmp.path(), Arc::new(MemObjectStore::new()), budget);
+            let id = fs
+                .create(fs.root(), b"f", 0o644, &ROOT, true)
+                .await
+                .unwrap()
+                .id;
+            let mut model = Vec::new();
+            // Committed base: 2.5 blocks.
+            write_both(&fs, id, &mut model, 0, &pattern(2 * B + B / 2, 1)).await;
+            fs.fsync(id).await.unwrap();
+            // Partial overwrite of committed blocks (read-modify-write, S1).
+            write_both(&fs, id, &mut model, 100, &pattern(1000, 2)).await;
+            write_both(&fs, id, &mut model, B + 5, &pattern(B - 10, 3)).await;
+            // Sequential 1 MiB writes past the old end complete blocks, which start uploading.
+            for i in 0..10 {
+                let off = 2 * B + B / 2 + i * (1 << 20);
+                write_both(&fs, id, &mut model, off, &pattern(1 << 20, 4 + i as u8)).await;
+            }
+            // Rewrite inside blocks whose uploads have started.
+            write_both(&fs, id, &mut model, 3 * B + 17, &pattern(300, 20)).await;
+            write_both(&fs, id, &mut model, 2 * B - 3, &pattern(9, 21)).await;
+            // A hole: a write well past the end.
+            write_both(&fs, id, &mut model, 9 * B + 11, &pattern(5, 22)).await;
+            assert_reads(&fs, id, &model, &format!("budget {budget}, unpublished")).await;
+            fs.fsync(id).await.unwrap();
+            assert_eq!(
+                fs.inner.data.dirty.used(),
+                0,
+                "budget {budget}: memory kept"
+            );
+            for e in std::fs::read_dir(tmp.path().join("staging")).unwrap() {
+                let len = e.unwrap().metadata().unwrap().len();
+                assert_eq!(len, 0, "budget {budget}: staged bytes kept");
+            }
+            assert_reads(&fs, id, &model, &format!("budget {budget}, published")).await;
+            // The published file reads the same without a session.
+            fs.inner.sessions.remove(&id);
+            assert_reads(&fs, id, &model, &format!("budget {budget}, committed")).await;
+        }
+    }
+
+    /// Once an in-memory block's upload succeeds its memory is released; reading and then
+    /// rewriting that block takes its bytes back from its object.
+    #[tokio::test]
+    async fn a_block_whose_upload_finished_is_read_back_from_its_object() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fs = fs_with(tmp.path(), Arc::new(MemObjectStore::new()), 256 << 20);
+        let id = fs
+            .create(fs.root(), b"f", 0o644, &ROOT, true)
+            .await
+            .unwrap()
+            .id;
+        let mut model = Vec::new();
+        write_both(&fs, id, &mut model, 0, &pattern(B + 10, 1)).await;
+        // Block 0 is uploading; wait until only block 1 holds memory.
+        let start = Instant::now();
+        while fs.inner.data.dirty.used() != B {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "upload never finished"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_reads(&fs, id, &model, "after the upload").await;
+        write_both(&fs, id, &mut model, 50, &pattern(10, 2)).await;
+        assert_reads(&fs, id, &model, "rewritten").await;
+        fs.fsync(id).await.unwrap();
+        fs.inner.sessions.remove(&id);
+        assert_reads(&fs, id, &model, "published").await;
+    }
+
+    /// A failed object-store sync publishes nothing; the data stays readable and the next
+    /// fsync publishes it whole.
+    #[tokio::test]
+    async fn a_failed_object_sync_publishes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let objects = Arc::new(SyncFails::default());
+        let fs = fs_with(tmp.path(), objects.clone(), 256 << 20);
+        let id = fs
+            .create(fs.root(), b"f", 0o644, &ROOT, true)
+            .await
+            .unwrap()
+            .id;
+        let mut model = Vec::new();
+        write_both(&fs, id, &mut model, 0, &pattern(2 * B + 99, 1)).await;
+        objects.failing_sync.store(true, Ordering::SeqCst);
+        let err = fs.fsync(id).await.unwrap_err();
+        assert!(err.to_string().contains("injected"), "{err}");
+        let ctx = fs.ctx(id.workspace()).unwrap();
+        assert_eq!(
+            fs.load(&ctx, id.ino()).unwrap().0.size,
+            0,
+            "published anyway"
+        );
+        assert_reads(&fs, id, &model, "after the failed sync").await;
+        objects.failing_sync.store(false, Ordering::SeqCst);
+        fs.fsync(id).await.unwrap();
+        fs.inner.sessions.remove(&id);
+        assert_reads(&fs, id, &model, "published").await;
     }
 }

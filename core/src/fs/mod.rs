@@ -25,7 +25,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::data::{BlockCache, DataPath, Session};
+use crate::data::{BlockCache, DataPath, DirtyBudget, Session};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::records::Inode;
 use crate::meta::{Found, Meta, ReadPoint, HEAD};
@@ -48,6 +48,9 @@ pub struct FsOptions {
     pub statfs_path: Option<PathBuf>,
     /// Most concurrent background block uploads.
     pub upload_concurrency: usize,
+    /// Memory for unpublished written blocks, across all files; beyond it they go to the
+    /// staging directory.
+    pub dirty_bytes: usize,
 }
 
 impl FsOptions {
@@ -60,6 +63,7 @@ impl FsOptions {
             root_owner: (0, 0),
             statfs_path: None,
             upload_concurrency: 16,
+            dirty_bytes: 256 << 20,
         }
     }
 }
@@ -124,6 +128,7 @@ impl Fs {
             volume: opts.volume_id.clone(),
             cache: BlockCache::new(opts.cache_bytes),
             staging: opts.staging_dir.clone(),
+            dirty: DirtyBudget::new(opts.dirty_bytes, crate::data::BLOCK_SIZE),
             uploads: Arc::new(tokio::sync::Semaphore::new(opts.upload_concurrency.max(1))),
         });
         let fs = Fs {

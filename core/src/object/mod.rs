@@ -4,15 +4,18 @@
 //! (`blocks/{volume}/{ino}/{generation}/{chunk}/{block}`), reads it back by range and
 //! deletes it when garbage collection proves it unreachable. This trait is all it needs.
 //!
-//! Implementations: [`OpendalStore`] (OpenDAL `fs` — the embedded default — or `s3`) and
-//! [`MemObjectStore`] for tests. `opendal::Error` never leaves `object::opendal_store`:
-//! temporary errors are retried there and the rest become [`ObjectError`].
+//! Implementations: [`LocalStore`] (a local directory, the embedded default; see decision
+//! 0005), [`OpendalStore`] (OpenDAL `s3`, or `fs`) and [`MemObjectStore`] for tests.
+//! `opendal::Error` never leaves `object::opendal_store`: temporary errors are retried there
+//! and the rest become [`ObjectError`].
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod conformance;
+mod local_store;
 mod memory;
 mod opendal_store;
 
+pub use local_store::LocalStore;
 pub use memory::MemObjectStore;
 pub use opendal_store::{OpendalStore, S3Config, StoreOptions};
 
@@ -91,8 +94,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// may be shorter than asked). A missing key is `NotFound`.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ObjectError>;
 
-    /// Makes every `put` that returned before this call durable (survives power loss).
-    /// Backends whose puts are durable when acknowledged (S3) need not override it.
+    /// Makes every `put` that returned before this call durable (survives power loss), or
+    /// fails. After a failure, a later `sync` MUST NOT report those puts durable unless they
+    /// are (the local store keeps failing until reopened). Backends whose puts are durable
+    /// when acknowledged (S3) need not override it.
     async fn sync(&self) -> Result<(), ObjectError> {
         Ok(())
     }

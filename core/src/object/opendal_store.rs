@@ -50,7 +50,7 @@ use opendal::{EntryMode, HttpTransporter, OperationContext, Operator};
 use super::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
 
 /// Directory under an `fs` root where OpenDAL stages objects before renaming them into place.
-const TMP_DIR: &str = ".nokv-tmp";
+pub(super) const TMP_DIR: &str = ".nokv-tmp";
 
 /// Staged files older than this are leftovers of a crash and are removed when a store opens.
 const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
@@ -534,7 +534,7 @@ fn render(err: &opendal::Error) -> String {
 }
 
 /// The [`ObjectErrorKind`] an I/O error maps to, when it is not a generic failure.
-fn io_kind(err: &io::Error) -> Option<ObjectErrorKind> {
+pub(super) fn io_kind(err: &io::Error) -> Option<ObjectErrorKind> {
     match err.kind() {
         io::ErrorKind::NotFound => Some(ObjectErrorKind::NotFound),
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
@@ -553,7 +553,7 @@ fn is_transient_io(err: &io::Error) -> bool {
 }
 
 /// Reject keys that would not round-trip or would escape the store.
-fn check_key(key: &str) -> Result<(), ObjectError> {
+pub(super) fn check_key(key: &str) -> Result<(), ObjectError> {
     let bad = key.is_empty()
         || key.starts_with('/')
         || key
@@ -569,13 +569,13 @@ fn check_key(key: &str) -> Result<(), ObjectError> {
     Ok(())
 }
 
-fn is_reserved(key: &str) -> bool {
+pub(super) fn is_reserved(key: &str) -> bool {
     key.strip_prefix(TMP_DIR)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Remove staged files left by a crash. Best effort: a failure here only leaks space.
-fn remove_stale_tmp(tmp: &Path) {
+pub(super) fn remove_stale_tmp(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };
