@@ -55,15 +55,21 @@ pub(crate) struct DataPath {
 }
 
 impl DataPath {
-    /// The whole block `key` (`len` valid bytes), through the cache.
+    /// The first `len` bytes of block `key`, through the cache.
+    ///
+    /// The cache holds whole objects: one object can be referenced with different valid
+    /// lengths (a truncate clamps a manifest's length, while a snapshot or fork still
+    /// reads the longer one), so an entry must never be a shorter prefix.
     pub async fn block(&self, key: &str, len: u32) -> Result<Bytes> {
         let objects = Arc::clone(&self.objects);
         let k = key.to_string();
-        self.cache
+        let whole = self
+            .cache
             .get_or_fetch(key, || async move {
-                Ok(objects.get_range(&k, 0..len as u64).await?)
+                Ok(objects.get_range(&k, 0..BLOCK_SIZE as u64).await?)
             })
-            .await
+            .await?;
+        Ok(whole.slice(..(len as usize).min(whole.len())))
     }
 
     /// Bytes `range` of block `key` without caching (random reads of uncached blocks).

@@ -530,3 +530,25 @@ async fn snapshot_of_a_fork_survives_truncate_in_the_fork() {
     assert_eq!(read_file(&fs, "/f1/c").await, vec![1u8]);
     assert_eq!(read_file(&fs, "/.nokv/snapshots/f1@s/c").await, want);
 }
+
+/// One object referenced with two valid lengths (a truncate in a fork clamps it; the
+/// snapshot still reads the longer one): the cache must not serve the shorter read.
+#[tokio::test]
+async fn truncated_block_length_does_not_leak_into_a_snapshot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    mkdir(&fs, "/base").await;
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    write_file(&fs, "/base/c", &data).await;
+    fs.snapshot("/base", Some("s")).await.unwrap();
+    fs.clone_tree("/base", "/f").await.unwrap();
+    let fc = fs.resolve("/f/c").unwrap();
+    let cut = crate::types::SetAttr {
+        size: Some(10),
+        ..Default::default()
+    };
+    fs.setattr(fc, &cut, &ROOT).await.unwrap();
+    assert_eq!(read_file(&fs, "/f/c").await, data[..10].to_vec());
+    assert_eq!(read_file(&fs, "/.nokv/snapshots/base@s/c").await, data);
+    assert_eq!(read_file(&fs, "/base/c").await, data);
+}
