@@ -95,7 +95,7 @@ enum Node {
 
 impl Node {
     /// What diff must report: everything except the content token.
-    fn strict(&self) -> (FileType, u32, Vec<u8>, BTreeMap<String, u8>) {
+    fn strict(&self) -> Strict {
         match self {
             Node::Dir { perm, xattrs } => (FileType::Dir, *perm, Vec::new(), xattrs.clone()),
             Node::File {
@@ -105,6 +105,9 @@ impl Node {
         }
     }
 }
+
+/// What a node must look like, as compared by reads and diff.
+type Strict = (FileType, u32, Vec<u8>, BTreeMap<String, u8>);
 
 /// A tree: relative path (`/a/b`) -> node; the root itself is not listed.
 type Tree = BTreeMap<String, Node>;
@@ -137,6 +140,8 @@ struct Snap {
     of_root: bool,
     epoch: u64,
     mods: u64,
+    /// The base of the view when the snapshot was taken.
+    base: Option<BaseRef>,
 }
 
 struct Harness {
@@ -591,6 +596,7 @@ impl Harness {
                     of_root: rel == "/",
                     epoch: view.epoch,
                     mods: view.mods,
+                    base: view.base,
                 });
             }
             Op::DeleteSnapshot(s) => {
@@ -608,13 +614,9 @@ impl Harness {
                 let v = v % nv;
                 let snap = self.snaps[s % self.snaps.len()].clone();
                 let path = self.views[v].path.clone();
-                let want = if v == 0 || !snap.of_root {
-                    Some(ErrorKind::InvalidArgument)
-                } else if !self.lineage(self.views[v].id).contains(&snap.ws) {
-                    Some(ErrorKind::InvalidArgument)
-                } else {
-                    None
-                };
+                let allowed =
+                    v != 0 && snap.of_root && self.lineage(self.views[v].id).contains(&snap.ws);
+                let want = (!allowed).then_some(ErrorKind::InvalidArgument);
                 let got = self.rt.block_on(fs.rollback(&path, &snap.name));
                 prop_assert_eq!(
                     kind_of(&got),
@@ -628,6 +630,27 @@ impl Harness {
                     let view = &mut self.views[v];
                     view.tree = snap.tree.clone();
                     view.epoch += 1;
+                    // Where the view now reads its base: the snapshot's own base when it
+                    // is one of the view's snapshots, the snapshot itself when it is one of
+                    // the base's; from further up, the base's head is not in its lineage.
+                    view.base = if snap.ws == view.id {
+                        snap.base
+                    } else {
+                        view.base.map(|b| {
+                            if snap.ws == b.ws {
+                                BaseRef {
+                                    ws: b.ws,
+                                    epoch: snap.epoch,
+                                    mods: snap.mods,
+                                }
+                            } else {
+                                BaseRef {
+                                    epoch: u64::MAX,
+                                    ..b
+                                }
+                            }
+                        })
+                    };
                 }
             }
             Op::Diff(a, b) => {
@@ -806,7 +829,7 @@ impl Harness {
                 }
             }
         });
-        let strip = |t: &Tree| -> BTreeMap<String, (FileType, u32, Vec<u8>, BTreeMap<String, u8>)> {
+        let strip = |t: &Tree| -> BTreeMap<String, Strict> {
             t.iter().map(|(p, n)| (p.clone(), n.strict())).collect()
         };
         let (want, got) = (strip(tree), strip(&seen));
@@ -818,7 +841,7 @@ impl Harness {
                 .into_iter()
                 .filter(|p| want.get(*p) != got.get(*p))
                 .map(|p| {
-                    let short = |x: Option<&(FileType, u32, Vec<u8>, BTreeMap<String, u8>)>| {
+                    let short = |x: Option<&Strict>| {
                         x.map(|(k, m, d, x)| format!("{k:?} {m:o} len {} {x:?}", d.len()))
                     };
                     format!(

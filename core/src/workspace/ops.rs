@@ -453,14 +453,21 @@ impl Fs {
                 "the fork's base workspace no longer exists",
             )
         })?;
-        if brec.head != base.at.layer {
-            return Err(FsError::new(
-                ErrorKind::InvalidArgument,
-                "the base was rolled back or promoted since the fork; promote needs the base's lineage unchanged",
-            ));
-        }
+        // Where the fork's lineage reads the base's head layer: everything outside the
+        // forked directory is, in the fork, the base as of that version (a rollback of the
+        // fork to a later snapshot of the base moves it).
+        let fchain = meta.chain(frec.head, HEAD)?;
+        let v = fchain
+            .iter()
+            .find(|rp| rp.layer == brec.head)
+            .map(|rp| rp.version)
+            .ok_or_else(|| {
+                FsError::new(
+                    ErrorKind::InvalidArgument,
+                    "the base was rolled back or promoted since the fork; promote needs the base's lineage unchanged",
+                )
+            })?;
         let b = base.ws;
-        let v = base.at.version;
         let bctx = self.ctx(b)?;
         let then = Ctx {
             chain: meta.chain(brec.head, v)?,
@@ -486,19 +493,21 @@ impl Fs {
         };
         let layer = txn.create_layer(Some(at))?;
         txn.set_layer(layer);
-        let own_junction = frec
-            .mount
-            .as_ref()
-            .filter(|m| m.ws == b)
-            .map(|m| keys::dentry_prefix(brec.head, m.dir, &m.name));
-        let own_dir = frec.mount.as_ref().filter(|m| m.ws == b).map(|m| m.dir);
+        let own = frec.mount.as_ref().filter(|m| m.ws == b);
+        let own_junction = own.map(|m| keys::dentry_prefix(brec.head, m.dir, &m.name));
+        let own_dir = own.map(|m| m.dir);
+        let dir_inode_prefix = own_dir.map(|d| keys::inode_prefix(brec.head, d));
+        let replayed_junction = std::cell::Cell::new(false);
+        let replayed_dir = std::cell::Cell::new(false);
         for &ino in &changed {
             meta.copy_newer(&mut txn, brec.head, layer, ino, v, |prefix, value| {
                 if own_junction.as_deref() == Some(prefix) {
+                    replayed_junction.set(true);
                     return None;
                 }
-                if own_dir == Some(ino) && prefix == keys::inode_prefix(brec.head, ino).as_slice() {
+                if dir_inode_prefix.as_deref() == Some(prefix) {
                     // The fork's junction goes away: its directory loses a link.
+                    replayed_dir.set(true);
                     if let Ok(Some(mut d)) = Inode::decode(value) {
                         d.nlink = d.nlink.saturating_sub(1).max(2);
                         return Some(d.encode());
@@ -507,12 +516,28 @@ impl Fs {
                 Some(value.to_vec())
             })?;
         }
+        if let Some(m) = own {
+            // The fork's junction may also be part of the fork's own view of the base (when
+            // the fork was rolled back to a snapshot taken after it was cloned): hide it.
+            txn.set_layer(layer);
+            if !replayed_junction.get() {
+                if let Some(f0) = meta.dentry_record(&fchain, m.dir, &m.name)? {
+                    txn.delete_dentry(m.dir, &m.name, &f0);
+                }
+            }
+            if !replayed_dir.get() {
+                let (mut d, _) = meta.inode(&fchain, m.dir)?.ok_or_else(|| {
+                    FsError::new(ErrorKind::Corrupt, "the fork's mount directory is missing")
+                })?;
+                d.nlink = d.nlink.saturating_sub(1).max(2);
+                txn.put_inode(m.dir, &d, None);
+            }
+        }
         if let Some(m) = frec.mount.as_ref().filter(|m| m.ws != b) {
             self.unmount_in(&mut txn, f, m)?;
         }
         // Nested workspaces: the fork's move to the base; the base's own ones inside the
         // forked directory stay only where the fork still has their junction (W1).
-        let fchain = meta.chain(frec.head, HEAD)?;
         let fctx = self.ctx(f)?;
         for (nid, mut nrec) in meta.workspaces() {
             let Some(m) = nrec.mount.clone() else {

@@ -552,3 +552,25 @@ async fn truncated_block_length_does_not_leak_into_a_snapshot_read() {
     assert_eq!(read_file(&fs, "/.nokv/snapshots/base@s/c").await, data);
     assert_eq!(read_file(&fs, "/base/c").await, data);
 }
+
+/// A fork rolled back to a snapshot of its base taken after the fork reads the base as of
+/// that snapshot, its own junction included: promote must still remove that junction.
+#[tokio::test]
+async fn promote_after_rollback_to_a_later_base_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    mkdir(&fs, "/base").await;
+    mkdir(&fs, "/forks").await;
+    write_file(&fs, "/base/m", b"0").await;
+    fs.clone_tree("/base", "/forks/a").await.unwrap();
+    fs.clone_tree("/base", "/forks/b").await.unwrap();
+    write_file(&fs, "/base/m", b"1").await;
+    fs.snapshot("/base", Some("late")).await.unwrap();
+    fs.rollback("/forks/a", "base@late").await.unwrap();
+    write_file(&fs, "/forks/a/m", b"a").await;
+    fs.promote("/forks/a").await.unwrap();
+    assert_eq!(read_file(&fs, "/base/m").await, b"a");
+    assert!(fs.resolve("/forks/a").is_err());
+    assert_eq!(read_file(&fs, "/forks/b/m").await, b"0");
+    fsck_clean(&fs).await;
+}
