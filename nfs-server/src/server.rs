@@ -184,8 +184,10 @@ async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Recei
     let (tx, rx) = mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(wr, rx));
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut calls = JoinSet::new();
     let mut buf = Vec::new();
     loop {
+        while calls.try_join_next().is_some() {}
         if *stop.borrow() {
             break;
         }
@@ -211,14 +213,15 @@ async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Recei
         let record = std::mem::take(&mut buf);
         let shared = Arc::clone(&shared);
         let tx = tx.clone();
-        tokio::spawn(async move {
+        calls.spawn(async move {
             let _slot = slot;
             if let Some(reply) = call(&shared, &record).await {
                 let _ = tx.send(reply).await;
             }
         });
     }
-    // The writer ends once every running call has sent its reply.
+    // Every call already read is answered; then the writer has nothing left to send.
+    while calls.join_next().await.is_some() {}
     drop(tx);
     let _ = writer.await;
 }
