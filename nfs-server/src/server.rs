@@ -87,6 +87,17 @@ impl NfsServer {
     /// Binds `cfg.listen` and starts serving `fs`, the filesystem of volume `volume_id`.
     pub async fn start(fs: Fs, volume_id: &str, cfg: ServerConfig) -> std::io::Result<NfsServer> {
         let listener = TcpListener::bind(cfg.listen).await?;
+        Self::start_on(listener, fs, volume_id, cfg)
+    }
+
+    /// Starts serving `fs` on an already bound `listener` (`cfg.listen` is not used), so a
+    /// caller can fail on a busy port before opening the volume.
+    pub fn start_on(
+        listener: TcpListener,
+        fs: Fs,
+        volume_id: &str,
+        cfg: ServerConfig,
+    ) -> std::io::Result<NfsServer> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             nfs: Nfs::new(fs, volume_tag(volume_id), new_verifier()),
