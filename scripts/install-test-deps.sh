@@ -87,7 +87,7 @@ fi
 # (kernel NFS client tests) belong here, each behind a presence check like the ones above.
 
 # ---- Final check: every command the tests call ----------------------------------------------
-for cmd in fusermount3 nfs-ls ip unshare curl; do
+for cmd in fusermount3 nfs-ls nfs-cp nfs-cat ip unshare curl; do
     command -v "$cmd" >/dev/null || die "$cmd is still missing after installation"
 done
 
