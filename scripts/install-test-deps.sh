@@ -82,12 +82,25 @@ if [[ -s $log ]]; then
 fi
 "$weed" version >/dev/null 2>&1 || die "$weed does not run"
 
-# ---- Later: tools from crates.io and VM images -----------------------------------------------
-# pjdfstest and fsx (cargo install, FUSE conformance and stress), qemu with a Debian kernel
-# (kernel NFS client tests) belong here, each behind a presence check like the ones above.
+# ---- The kernel NFS client VM -----------------------------------------------------------------
+
+# qemu, kmod, cpio (apt) and a Debian kernel + busybox-static cached in /var/cache/nokv-nfs-vm,
+# for cli/tests/kernel_nfs.rs. The helper does nothing when all of it is present.
+if ! bash scripts/nfs-kernel-vm.sh install >"$log" 2>&1; then
+    cat "$log" >&2
+    die "cannot install the kernel NFS client VM (scripts/nfs-kernel-vm.sh install)"
+fi
+if [[ -s $log ]]; then
+    cat "$log"
+    installed=$((installed + 1))
+fi
+
+# ---- Later: tools from crates.io ---------------------------------------------------------------
+# pjdfstest and fsx (cargo install, FUSE and NFS conformance and stress) belong here, behind a
+# presence check like the ones above.
 
 # ---- Final check: every command the tests call ----------------------------------------------
-for cmd in fusermount3 nfs-ls nfs-cp nfs-cat ip unshare curl; do
+for cmd in fusermount3 nfs-ls nfs-cp nfs-cat ip unshare curl qemu-system-x86_64; do
     command -v "$cmd" >/dev/null || die "$cmd is still missing after installation"
 done
 

@@ -29,13 +29,18 @@ pub struct Server {
 impl Server {
     /// Starts `nokv serve` on a free loopback port.
     pub fn start(data: &Path) -> Server {
-        Self::start_with(data, &[])
+        Self::start_on(data, 0)
     }
 
-    /// Starts `nokv serve` on a free loopback port with `extra` arguments.
-    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+    /// Starts `nokv serve` on loopback port `port` (0: a free one).
+    pub fn start_on(data: &Path, port: u16) -> Server {
+        Self::start_with(data, &format!("127.0.0.1:{port}"), &[])
+    }
+
+    /// Starts `nokv serve --listen listen` with `extra` arguments.
+    pub fn start_with(data: &Path, listen: &str, extra: &[&str]) -> Server {
         let mut child = std::process::Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .env("NOKV_LOG", "info")
