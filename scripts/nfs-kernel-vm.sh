@@ -62,12 +62,12 @@ install() {
 
 run() {
     installed || { echo "nfs-kernel-vm: not installed; run scripts/install-test-deps.sh" >&2; exit 2; }
-    local test port kv w
+    local test port kv
     test=$(readlink -f "$1")
     port=$2
     shift 2
     kv=$(ls "$VMDIR/kimg/lib/modules")
-    w=$(mktemp -d)
+    w=$(mktemp -d) # global: the EXIT trap runs outside this function
     trap 'rm -rf "$w"' EXIT
     mkdir -p "$w"/root/{bin,proc,sys,dev,mnt,tmp,mods,extra}
     cp "$VMDIR/bb/bin/busybox" "$w/root/bin/"
@@ -77,7 +77,8 @@ run() {
     for f in "$@"; do
         cp "$f" "$w/root/extra/"
         if [[ ${LIBS:-0} == 1 ]]; then
-            ldd "$f" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+            # Not every FILE is a dynamic executable (scripts, configuration): no libraries then.
+            { ldd "$f" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
                 mkdir -p "$w/root$(dirname "$lib")"
                 cp -L "$lib" "$w/root$lib"
             done
