@@ -71,8 +71,14 @@ struct Served {
 
 impl Served {
     async fn start(dir: &Path) -> Served {
+        Self::start_with_idle_flush(dir, Duration::from_secs(5)).await
+    }
+
+    async fn start_with_idle_flush(dir: &Path, idle_flush: Duration) -> Served {
         let volume = Volume::open(&VolumeConfig::new(dir)).expect("open volume");
-        let cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap(), AuthPolicy::allow([0, USER]));
+        let mut cfg =
+            ServerConfig::new("127.0.0.1:0".parse().unwrap(), AuthPolicy::allow([0, USER]));
+        cfg.idle_flush = idle_flush;
         let server = NfsServer::start(volume.fs().clone(), volume.id(), cfg)
             .await
             .expect("start server");
@@ -1003,6 +1009,50 @@ async fn shutdown_answers_calls_in_flight_and_then_refuses_connections() {
         a.size >= acknowledged,
         "after reopen: size {} < {acknowledged}",
         a.size
+    );
+    volume.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uncommitted_writes_are_published_once_idle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Served::start_with_idle_flush(tmp.path(), Duration::from_millis(300)).await;
+    let mut c = connect(s.addr()).await;
+    let root = c.root_nfs_fh3();
+    let f = create(&mut c, &root, "f", createhow3::UNCHECKED(mode(0o644)))
+        .await
+        .unwrap();
+    let fs = s.volume.fs().clone();
+    fs.sync_metadata().await.unwrap();
+    // An UNSTABLE write alone commits no metadata: it only fills the write session.
+    write(&mut c, &f, 0, b"never committed", stable_how::UNSTABLE)
+        .await
+        .unwrap();
+    let before = fs.metadata_commits();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        fs.metadata_commits(),
+        before,
+        "published before it was idle"
+    );
+    // Idle for longer than 300 ms (plus a flusher tick): published in one transaction.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs.metadata_commits() == before {
+        assert!(std::time::Instant::now() < deadline, "never published");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fs.sync_metadata().await.unwrap();
+    drop((c, fs));
+    // No clean close: what the idle flush published must be there after a reopen.
+    let Served { volume, server } = s;
+    server.shutdown().await;
+    drop(volume);
+    let volume = Volume::open(&VolumeConfig::new(tmp.path())).unwrap();
+    let fs = volume.fs();
+    let a = fs.lookup(fs.root(), b"f", &Caller::ROOT).await.unwrap();
+    assert_eq!(
+        fs.read(a.id, 0, 100).await.unwrap().as_ref(),
+        b"never committed"
     );
     volume.close().await.unwrap();
 }
