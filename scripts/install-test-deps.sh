@@ -82,12 +82,40 @@ if [[ -s $log ]]; then
 fi
 "$weed" version >/dev/null 2>&1 || die "$weed does not run"
 
-# ---- Later: tools from crates.io and VM images -----------------------------------------------
-# pjdfstest and fsx (cargo install, FUSE conformance and stress), qemu with a Debian kernel
-# (kernel NFS client tests) belong here, each behind a presence check like the ones above.
+# ---- The kernel NFS client VM -----------------------------------------------------------------
+
+# qemu, kmod, cpio (apt) and a Debian kernel + busybox-static cached in /var/cache/nokv-nfs-vm,
+# for cli/tests/kernel_nfs.rs. The helper does nothing when all of it is present.
+if ! bash scripts/nfs-kernel-vm.sh install >"$log" 2>&1; then
+    cat "$log" >&2
+    die "cannot install the kernel NFS client VM (scripts/nfs-kernel-vm.sh install)"
+fi
+if [[ -s $log ]]; then
+    cat "$log"
+    installed=$((installed + 1))
+fi
+
+# ---- Tools from crates.io ----------------------------------------------------------------------
+
+# fsx and pjdfstest, copied into the kernel NFS client VM by cli/tests/kernel_nfs.rs, built into
+# /var/cache/nokv-tools (NOKV_TOOLS) at pinned versions. Building them takes a few minutes, once.
+tools=${NOKV_TOOLS:-/var/cache/nokv-tools}
+have=$(cargo install --root "$tools" --list 2>/dev/null || true)
+for spec in fsx@0.3.2 pjdfstest@0.2.2; do
+    name=${spec%@*}
+    if [[ ! -x $tools/bin/$name ]] ||
+        ! grep -qx "$name v${spec#*@}:" <<<"$have"; then
+        echo "installing $spec (cargo): stress and conformance runs over the kernel NFS mount"
+        if ! cargo install --quiet --locked --root "$tools" --version "${spec#*@}" "$name" >"$log" 2>&1; then
+            cat "$log" >&2
+            die "cargo install $spec failed"
+        fi
+        installed=$((installed + 1))
+    fi
+done
 
 # ---- Final check: every command the tests call ----------------------------------------------
-for cmd in fusermount3 nfs-ls ip unshare curl; do
+for cmd in fusermount3 nfs-ls nfs-cp nfs-cat ip unshare curl qemu-system-x86_64 "$tools/bin/fsx" "$tools/bin/pjdfstest"; do
     command -v "$cmd" >/dev/null || die "$cmd is still missing after installation"
 done
 

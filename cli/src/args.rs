@@ -5,6 +5,7 @@
 //! does not yet remember its object store: opening it with other settings than the server
 //! uses would describe, and garbage-collect against, the wrong store.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::builder::NonEmptyStringValueParser;
@@ -12,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 
 /// The default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "./nokv-data";
+/// The default NFS address: loopback only, the standard NFS port.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2049";
 
 /// NoKV: a copy-on-write workspace filesystem.
 #[derive(Debug, Parser)]
@@ -36,7 +39,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Open (or create) the volume and serve it until SIGINT or SIGTERM.
+    /// Open (or create) the volume and export it over NFSv3 until SIGINT or SIGTERM.
     Serve(ServeArgs),
     /// Print the volume's id, object store, usage and root-directory size.
     Status(StatusArgs),
@@ -45,6 +48,16 @@ pub enum Command {
 /// `nokv serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Address (IP:PORT) of the NFSv3 server; NFS and MOUNT share the port. Port 0 picks a
+    /// free one. Anything but loopback exposes the volume to the network (AUTH_UNIX only).
+    #[arg(long, value_name = "IP:PORT", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Also serve NFS calls from this uid (repeatable). The owner of the data directory and
+    /// root are always served; calls from any other uid are refused.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+
     /// Where the volume's blocks live.
     #[command(flatten)]
     pub s3: S3Args,
@@ -104,6 +117,40 @@ mod tests {
         assert_eq!(cli.data, PathBuf::from("/x"));
         let cli = Cli::try_parse_from(["nokv", "--data", "/y", "serve"]).unwrap();
         assert_eq!(cli.data, PathBuf::from("/y"));
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["nokv", "serve"]).unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(a.listen, DEFAULT_LISTEN.parse::<SocketAddr>().unwrap());
+        assert!(a.listen.ip().is_loopback());
+        assert!(a.allow_uid.is_empty());
+        let cli = Cli::try_parse_from([
+            "nokv",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--allow-uid",
+            "7",
+            "--allow-uid",
+            "8",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("parsed as another subcommand")
+        };
+        assert_eq!(a.listen.port(), 0);
+        assert_eq!(a.allow_uid, [7, 8]);
+        for bad in ["localhost", "127.0.0.1", "127.0.0.1:70000", ":2049", ""] {
+            assert!(
+                Cli::try_parse_from(["nokv", "serve", "--listen", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["nokv", "serve", "--allow-uid", "-1"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! with what the CLI was doing when they happened.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use nokv_core::FsError;
@@ -25,6 +26,14 @@ pub enum CliError {
     /// `serve` was signalled again while closing the volume and gave up on the close.
     #[error("{0} while closing the volume: exiting before the close finished")]
     CloseAbandoned(&'static str),
+    /// The NFS server could not listen on `--listen`.
+    #[error("cannot listen on {addr}: {err}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        err: std::io::Error,
+    },
     /// `NOKV_LOG` is not a valid filter.
     #[error("NOKV_LOG: {0}")]
     LogFilter(String),

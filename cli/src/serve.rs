@@ -1,13 +1,23 @@
-//! `nokv serve`: open (or create) the volume, serve it until SIGINT or SIGTERM, close it.
+//! `nokv serve`: open (or create) the volume, export it over NFSv3 until SIGINT or SIGTERM,
+//! close it.
 //!
-//! Shutdown contract: the first signal starts a clean close ([`Volume::close`] publishes
-//! pending writes and makes metadata durable) and the process exits 0 once it is done. A
-//! second signal during the close gives up on it and exits 1, for a close stuck on an
-//! unreachable object store; the volume then recovers as after a crash.
+//! Startup: the volume is opened, then the NFS server (`nokv-nfs`) listens on `--listen`
+//! (127.0.0.1:2049 by default; NFS and MOUNT on one TCP port), serving the owner of the data
+//! directory, root and every `--allow-uid`. Then the serving line and the mount commands for
+//! Linux and macOS are printed on stdout.
+//!
+//! Shutdown contract: the first signal stops the NFS server (no new calls; calls already
+//! received are answered), then closes the volume ([`Volume::close`] publishes pending
+//! writes and makes metadata durable), and the process exits 0 once both are done. A second
+//! signal during either gives up and exits 1, for a close stuck on an unreachable object
+//! store; the volume then recovers as after a crash.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use nokv_nfs::{AuthPolicy, NfsServer, ServerConfig};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{info, warn};
 
@@ -23,6 +33,13 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     let result = rt.block_on(async {
         // Registered before the (possibly slow) open, so a signal during it is not lost.
         let mut stop = StopSignals::new()?;
+        // Bound before the volume is opened: a busy port fails without touching the volume.
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|err| CliError::Listen {
+                addr: args.listen,
+                err,
+            })?;
         let volume = open(&cfg, Create::IfMissing)?;
         info!(
             volume = %volume.id(),
@@ -31,23 +48,44 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             "volume open"
         );
 
-        // NFS frontend: issue 4. Start the NFS server over `volume.fs()` here and stop it
-        // (draining in-flight requests) before `volume.close()` below.
+        let policy = auth_policy(volume.data_dir(), &args.allow_uid);
+        let config = ServerConfig::new(args.listen, policy);
+        let server = match NfsServer::start_on(listener, volume.fs().clone(), volume.id(), config) {
+            Ok(server) => server,
+            Err(err) => {
+                // Nothing was served; close cleanly all the same.
+                let _ = volume.close().await;
+                return Err(CliError::Listen {
+                    addr: args.listen,
+                    err,
+                });
+            }
+        };
 
         let mut out = std::io::stdout().lock();
         // The server runs on even if nobody reads stdout any more.
         let _ = writeln!(
             out,
-            "nokv: serving volume {} from {} (objects: {}); press Ctrl-C to stop",
+            "nokv: serving volume {} from {} (objects: {}) over NFSv3 on {}; press Ctrl-C to stop\n{}",
             volume.id(),
             volume.data_dir().display(),
-            volume.objects()
+            volume.objects(),
+            server.local_addr(),
+            mount_commands(server.local_addr())
         );
         let _ = out.flush();
         drop(out);
 
         let name = stop.next().await;
-        info!(signal = name, "stopping: closing volume");
+        info!(signal = name, "stopping: answering NFS calls in flight");
+        tokio::select! {
+            () = server.shutdown() => {}
+            again = stop.next() => {
+                warn!(signal = again, "second signal: abandoning the shutdown");
+                return Err(CliError::CloseAbandoned(again));
+            }
+        }
+        info!("NFS server stopped: closing volume");
         tokio::select! {
             closed = volume.close() => closed.map_err(CliError::core("closing volume"))?,
             again = stop.next() => {
@@ -60,6 +98,30 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     });
     crate::shutdown_runtime(rt);
     result
+}
+
+/// Who is served: the data directory's owner, root, and `extra`.
+fn auth_policy(data_dir: &Path, extra: &[u32]) -> AuthPolicy {
+    let owner = std::fs::metadata(data_dir).map_or(0, |m| m.uid());
+    AuthPolicy::allow([owner, 0].into_iter().chain(extra.iter().copied()))
+}
+
+/// The commands that mount the server at `addr` on Linux and on macOS.
+pub fn mount_commands(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let host = match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let p = addr.port();
+    format!(
+        "mount on Linux: mount -t nfs -o vers=3,tcp,port={p},mountport={p},mountproto=tcp,nolock,addr={ip} {host}:/ /mnt/nokv\n\
+         mount on macOS: mount -t nfs -o vers=3,tcp,port={p},mountport={p},nolocks,locallocks {host}:/ /Volumes/nokv"
+    )
 }
 
 /// SIGINT and SIGTERM as one stream.
@@ -83,5 +145,23 @@ impl StopSignals {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_commands_name_the_port_twice_and_a_reachable_host() {
+        let text = mount_commands("127.0.0.1:4049".parse().unwrap());
+        assert!(text.contains(
+            "mount -t nfs -o vers=3,tcp,port=4049,mountport=4049,mountproto=tcp,nolock,addr=127.0.0.1 127.0.0.1:/ /mnt/nokv"
+        ), "{text}");
+        assert!(text.contains("port=4049,mountport=4049,nolocks"), "{text}");
+        let any = mount_commands("0.0.0.0:7".parse().unwrap());
+        assert!(any.contains("addr=127.0.0.1 127.0.0.1:/"), "{any}");
+        let v6 = mount_commands("[::]:7".parse().unwrap());
+        assert!(v6.contains("addr=::1 [::1]:/"), "{v6}");
     }
 }

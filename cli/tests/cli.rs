@@ -1,21 +1,15 @@
 //! The real `nokv` binary against temporary volumes: the argument surface, the one-line
 //! error contract, and the serve → lock → signal → restart lifecycle.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::{Server, BIN, STARTUP};
 use predicates::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_nokv");
-/// Generous: the first open of a volume on a loaded CI machine may take a while.
-const STARTUP: Duration = Duration::from_secs(60);
-/// A signalled server must be gone within this.
-const SHUTDOWN: Duration = Duration::from_secs(10);
 /// A command on a locked volume must fail within this (V1: no waiting for the lock).
 const FAIL_FAST: Duration = Duration::from_secs(5);
 
@@ -147,108 +141,6 @@ fn status_does_not_create_a_volume() {
     assert!(!data.exists(), "status created {}", data.display());
 }
 
-/// A running `nokv serve` that is killed if the test fails before stopping it.
-struct Server {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = std::process::Command::new(BIN)
-            .args(["serve", "--data"])
-            .arg(data)
-            .env("NOKV_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nokv serve");
-        let stdout = lines(child.stdout.take().unwrap());
-        let (tx, stderr) = mpsc::channel();
-        let mut err = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            let mut all = String::new();
-            let _ = err.read_to_string(&mut all);
-            let _ = tx.send(all);
-        });
-        Server {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the serving line and returns the volume id it names.
-    fn wait_serving(&mut self) -> String {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("nokv: serving volume ") {
-                        assert!(line.contains("press Ctrl-C to stop"), "{line}");
-                        return rest.split_whitespace().next().unwrap().to_string();
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("no serving line within {STARTUP:?}"),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().unwrap();
-                    let stderr = self.stderr.recv().unwrap_or_default();
-                    panic!("serve exited ({status}) before serving: {stderr}");
-                }
-            }
-        }
-    }
-
-    /// Sends `sig` and waits for the exit; returns its status and everything on stderr.
-    fn stop(mut self, sig: libc::c_int) -> (ExitStatus, String) {
-        // SAFETY: signalling a child this test spawned and has not yet reaped.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-        let deadline = Instant::now() + SHUTDOWN;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve still running {SHUTDOWN:?} after signal {sig}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        };
-        let stderr = self.stderr.recv_timeout(SHUTDOWN).unwrap_or_default();
-        (status, stderr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 fn status_json(data: &Path) -> serde_json::Value {
     let out = nokv()
         .args(["status", "--json", "--data"])
@@ -274,6 +166,19 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
     let mut server = Server::start(&data);
     let id = server.wait_serving();
     assert!(!id.is_empty());
+    let p = server.port;
+    let linux = server.next_line();
+    assert!(
+        linux.ends_with(&format!(
+            "mount -t nfs -o vers=3,tcp,port={p},mountport={p},mountproto=tcp,nolock,addr=127.0.0.1 127.0.0.1:/ /mnt/nokv"
+        )),
+        "{linux}"
+    );
+    let macos = server.next_line();
+    assert!(
+        macos.starts_with("mount on macOS: mount -t nfs -o vers=3,tcp,port="),
+        "{macos}"
+    );
 
     // While it serves, a second opener fails at once, naming the holder.
     let started = Instant::now();
@@ -333,4 +238,45 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
         "serve exited {status}; stderr: {stderr}"
     );
     assert_eq!(status_json(&data)["volume"], id.as_str());
+}
+
+#[test]
+fn a_bad_listen_address_is_a_one_line_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vol");
+    for bad in ["nonsense", "127.0.0.1", "127.0.0.1:99999", "localhost:2049"] {
+        let out = nokv()
+            .args(["serve", "--listen", bad, "--data"])
+            .arg(&data)
+            .timeout(FAIL_FAST)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let line = one_error_line(&out.stderr);
+        assert!(line.contains("--listen"), "{line}");
+        assert!(!data.exists(), "a usage error created the volume");
+    }
+}
+
+#[test]
+fn a_busy_port_is_a_one_line_error_before_the_volume_is_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vol");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = nokv()
+        .args(["serve", "--listen", &addr, "--data"])
+        .arg(&data)
+        .timeout(STARTUP)
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let line = one_error_line(&out.stderr);
+    assert!(line.contains(&format!("cannot listen on {addr}")), "{line}");
+    assert!(
+        !data.exists(),
+        "the volume was created although nothing could be served"
+    );
 }
