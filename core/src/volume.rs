@@ -88,6 +88,9 @@ pub struct VolumeConfig {
     /// [`MetaEngine::default`] (redb) for a new one. `Some(engine)` also requires an
     /// existing volume to use `engine`.
     pub meta_engine: Option<MetaEngine>,
+    /// Run garbage collection in the background this often (`None`: only on demand).
+    /// Requires a Tokio runtime when the volume is opened.
+    pub gc_interval: Option<std::time::Duration>,
 }
 
 impl VolumeConfig {
@@ -98,6 +101,7 @@ impl VolumeConfig {
             s3: None,
             cache_bytes: 256 << 20,
             meta_engine: None,
+            gc_interval: Some(std::time::Duration::from_secs(10 * 60)),
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct Volume {
     data_dir: PathBuf,
     objects: String,
     meta_engine: MetaEngine,
+    /// The background GC task, if one runs.
+    gc: Option<tokio::task::JoinHandle<()>>,
     _lock: File,
 }
 
@@ -133,12 +139,17 @@ impl Volume {
         // SAFETY: geteuid/getegid have no preconditions.
         opts.root_owner = unsafe { (libc::geteuid(), libc::getegid()) };
         let fs = Fs::new(store, objects, opts)?;
+        let gc = match (cfg.gc_interval, tokio::runtime::Handle::try_current()) {
+            (Some(every), Ok(rt)) => Some(rt.spawn(background_gc(fs.clone(), every))),
+            _ => None,
+        };
         Ok(Volume {
             fs,
             id,
             data_dir: dir.clone(),
             objects: describe,
             meta_engine,
+            gc,
             _lock: lock,
         })
     }
@@ -174,8 +185,40 @@ impl Volume {
     }
 
     /// Publishes every pending write and makes all metadata durable.
-    pub async fn close(self) -> Result<()> {
+    pub async fn close(mut self) -> Result<()> {
+        if let Some(gc) = self.gc.take() {
+            gc.abort();
+            let _ = gc.await;
+        }
         self.fs.shutdown().await
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        if let Some(gc) = self.gc.take() {
+            gc.abort();
+        }
+    }
+}
+
+/// Runs [`Fs::gc`] every `every` with the default options, logging what it freed.
+async fn background_gc(fs: Fs, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match fs.gc(&crate::workspace::GcOptions::default()).await {
+            Ok(r) => tracing::info!(
+                layers = r.layers,
+                records = r.records,
+                objects = r.objects,
+                bytes = r.bytes,
+                "background gc"
+            ),
+            Err(e) => tracing::warn!(error = %e, "background gc failed"),
+        }
     }
 }
 

@@ -131,3 +131,36 @@ fn object_store_mismatch_is_refused() {
     // The original settings still work.
     drop(Volume::open(&cfg).unwrap());
 }
+
+/// GC runs on a schedule by itself: a discarded fork's layer disappears without a call.
+#[tokio::test(flavor = "multi_thread")]
+async fn background_gc_prunes_a_discarded_fork() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = nokv_core::VolumeConfig::new(tmp.path().join("vol"));
+    cfg.gc_interval = Some(std::time::Duration::from_millis(200));
+    let vol = nokv_core::Volume::open(&cfg).unwrap();
+    let fs = vol.fs().clone();
+    let root = fs.root();
+    fs.mkdir(root, b"base", 0o755, &nokv_core::Caller::ROOT)
+        .await
+        .unwrap();
+    fs.clone_tree("/base", "/fork").await.unwrap();
+    fs.discard("/fork").await.unwrap();
+    let dry = nokv_core::workspace::GcOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let r = fs.gc(&dry).await.unwrap();
+        if r.layers == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the background GC never pruned the discarded layer: {r:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    vol.close().await.unwrap();
+}
