@@ -3,9 +3,10 @@
 //! rollback, diff, discard, promote and gc, run against `Fs` (in-memory stores) and a plain
 //! model in which every workspace and snapshot is an independent copy of a tree.
 //!
-//! After every step: every workspace and snapshot reads exactly what the model says (names,
-//! types, modes, contents, symlink targets, xattrs), every operation's success or error kind
-//! matches, diff equals the model's diff, and fsck is clean.
+//! GC runs between every two steps. Every operation's success or error kind must match the
+//! model's, and diff must equal the model's diff; every 10 steps and at the end every
+//! workspace and snapshot must read exactly what the model says (names, types, modes,
+//! contents, symlink targets, xattrs) and fsck must be clean.
 //!
 //! The seed is printed; `NOKV_WS_MODEL_SEED` replays one, `NOKV_WS_MODEL_CASES` sets the
 //! number of cases.
@@ -863,7 +864,7 @@ fn workspaces_match_model() {
     let (mut runner, seed) = common::runner(
         "NOKV_WS_MODEL_SEED",
         "NOKV_WS_MODEL_CASES",
-        16,
+        32,
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/workspace_model.txt"
@@ -884,6 +885,12 @@ fn workspaces_match_model() {
             let op_index = i;
             let at = |e: TestCaseError| TestCaseError::fail(format!("after op {i} {op:?}: {e}"));
             h.apply(op).map_err(at)?;
+            // GC between every step: whatever it frees, every view must still read right.
+            let gc = h.rt.block_on(h.fs.gc(&GcOptions {
+                grace: std::time::Duration::ZERO,
+                dry_run: false,
+            }));
+            prop_assert!(gc.is_ok(), "gc after op {i}: {gc:?}");
             if trace {
                 let model: Vec<&String> = h.views[0].tree.keys().collect();
                 let real = h.rt.block_on(async {

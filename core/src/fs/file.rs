@@ -332,6 +332,13 @@ impl Fs {
         file_only(&inode)?;
         let session = self.session_for(id, inode.size);
         let mut st = session.state.lock().await;
+        // Reload under the session lock: a publish (flush, COMMIT, idle flush) may have run
+        // since, and read-modify-write must start from what it committed.
+        let (inode, _) = self.load(&ctx, id.ino())?;
+        file_only(&inode)?;
+        if !st.has_changes() {
+            st.size = inode.size;
+        }
         let budget = &self.inner.data.dirty;
         if let Data::Inline(d) = &inode.data {
             // Stage inline content as block 0 so it survives a move to block storage.
