@@ -200,8 +200,8 @@ fn main() {
         }
         let total = t.elapsed();
         let mut recs = Vec::new();
-        for changes in [0u64, 10, 100] {
-            let f = format!("/many/f{changes}");
+        for (k, changes) in [0u64, 10, 100].into_iter().enumerate() {
+            let f = format!("/many/f{k}");
             change_files(&fs, &f, b, changes, 4).await;
             let ws = fs.resolve(&f).unwrap().workspace();
             recs.push((changes, fs.workspace_records(ws).unwrap()));
