@@ -140,7 +140,7 @@ impl Volume {
         opts.root_owner = unsafe { (libc::geteuid(), libc::getegid()) };
         let fs = Fs::new(store, objects, opts)?;
         let gc = match (cfg.gc_interval, tokio::runtime::Handle::try_current()) {
-            (Some(every), Ok(rt)) => Some(rt.spawn(background_gc(fs.clone(), every))),
+            (Some(every), Ok(rt)) => Some(rt.spawn(background_gc(fs.downgrade(), every))),
             _ => None,
         };
         Ok(Volume {
@@ -202,13 +202,17 @@ impl Drop for Volume {
     }
 }
 
-/// Runs [`Fs::gc`] every `every` with the default options, logging what it freed.
-async fn background_gc(fs: Fs, every: std::time::Duration) {
+/// Runs [`Fs::gc`] every `every` with the default options, logging what it freed. Holds the
+/// filesystem only while a run is in progress, so dropping the volume closes its stores.
+async fn background_gc(fs: std::sync::Weak<crate::fs::Inner>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
+        let Some(fs) = Fs::upgrade(&fs) else {
+            return;
+        };
         match fs.gc(&crate::workspace::GcOptions::default()).await {
             Ok(r) => tracing::info!(
                 layers = r.layers,

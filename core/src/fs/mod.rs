@@ -146,6 +146,16 @@ impl Fs {
         Ok(fs)
     }
 
+    /// A handle that does not keep the filesystem open (for background tasks).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    /// The filesystem behind `weak`, if it is still open.
+    pub(crate) fn upgrade(weak: &std::sync::Weak<Inner>) -> Option<Fs> {
+        weak.upgrade().map(|inner| Fs { inner })
+    }
+
     /// The root directory's file id.
     pub fn root(&self) -> FileId {
         FileId::ROOT
