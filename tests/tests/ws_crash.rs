@@ -165,8 +165,24 @@ fn sigkill_during_workspace_operations() {
     };
     let mut done_total = 0;
     let mut inflight: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    for k in 0..kills {
-        let target = targets[k as usize % targets.len()];
+    // At least `kills` kills, and more (up to four times as many) until a kill has landed
+    // during each target operation.
+    let mut k = 0u32;
+    loop {
+        let missing: Vec<&str> = targets
+            .iter()
+            .copied()
+            .filter(|t| !inflight.contains_key(*t))
+            .collect();
+        if k >= kills && (missing.is_empty() || k >= 4 * kills) {
+            break;
+        }
+        let target = if k >= kills {
+            missing[0]
+        } else {
+            targets[k as usize % targets.len()]
+        };
+        k += 1;
         let mut child = Command::new(env!("CARGO_BIN_EXE_nokv-ws-crash-worker"))
             .arg(&dir)
             .arg(rng.next_u64().to_string())
@@ -240,7 +256,7 @@ fn sigkill_during_workspace_operations() {
             }
         }
     }
-    println!("workspace crash test: {kills} kills, {done_total} operations verified; in flight at a kill (not applied, applied): {inflight:?}");
+    println!("workspace crash test: {k} kills, {done_total} operations verified; in flight at a kill (not applied, applied): {inflight:?}");
     let hit: BTreeSet<&str> = inflight.keys().map(String::as_str).collect();
     for t in targets {
         assert!(

@@ -118,7 +118,14 @@ fn main() {
                         snaps[rng.below(snaps.len() as u64) as usize]
                     )
                 }
-                ("promote", Some(f)) => format!("promote {f}"),
+                ("promote", Some(_)) => {
+                    // The newest fork: older ones mostly lost their base's lineage already.
+                    let newest = forks
+                        .iter()
+                        .max_by_key(|n| n[1..].parse::<u64>().unwrap_or(0))
+                        .expect("forks is not empty");
+                    format!("promote {newest}")
+                }
                 ("discard", Some(f)) => format!("discard {f}"),
                 ("gc", _) => "gc".to_string(),
                 (_, Some(f)) => format!("write {f} {}", rng.next_u64() % 1_000_000),
