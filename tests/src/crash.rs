@@ -40,3 +40,54 @@ pub fn content(seed: u64, len: u64) -> Vec<u8> {
     v.truncate(len as usize);
     v
 }
+
+/// The value of env var `name` parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: impl FnOnce() -> T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(default)
+}
+
+/// A seed from the clock (for a run nobody asked to replay).
+pub fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+/// Starts a worker (`cmd`, its stdout captured), waits up to `ready_within` for its `READY`
+/// line, lets it run for `run`, SIGKILLs it and returns every line it printed after `READY`.
+pub fn run_until_killed(
+    cmd: &mut std::process::Command,
+    ready_within: std::time::Duration,
+    run: std::time::Duration,
+) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the worker");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    match rx.recv_timeout(ready_within) {
+        Ok(l) if l == "READY" => {}
+        Ok(l) => panic!("unexpected line before READY: {l}"),
+        Err(_) => panic!("worker did not start within {ready_within:?}"),
+    }
+    std::thread::sleep(run);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().expect("reap the worker");
+    reader.join().expect("reader thread");
+    rx.try_iter().collect()
+}

@@ -9,12 +9,11 @@
 //! - objects that exist beyond the referenced ones are unreferenced garbage only.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nokv_core::{Caller, Volume, VolumeConfig};
-use nokv_tests::crash::{content, Rng};
+use nokv_tests::crash::{clock_seed, content, env_or, run_until_killed, Rng};
 
 type State = BTreeMap<String, (u64, u64)>;
 
@@ -84,19 +83,8 @@ fn matches(state: &State, seen: &BTreeMap<String, Vec<u8>>) -> bool {
 
 #[test]
 fn sigkill_loses_nothing_acknowledged() {
-    let kills: u32 = std::env::var("NOKV_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let seed: u64 = std::env::var("NOKV_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let kills: u32 = env_or("NOKV_CRASH_KILLS", || 50);
+    let seed: u64 = env_or("NOKV_CRASH_SEED", clock_seed);
     println!("crash test: seed {seed} (replay with NOKV_CRASH_SEED={seed}), {kills} kills");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vol");
@@ -105,38 +93,16 @@ fn sigkill_loses_nothing_acknowledged() {
     let mut acked_total = 0;
     let mut inflight_applied = 0;
     for k in 0..kills {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nokv-crash-worker"))
-            .arg(&dir)
-            .arg(rng.next_u64().to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Wait until the worker has the volume open, then let it run a random while.
         let t = Instant::now();
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(l) if l == "READY" => {}
-            Ok(l) => panic!("unexpected line before READY: {l}"),
-            Err(_) => panic!("worker did not start within 30 s"),
-        }
-        let run = Duration::from_millis(20 + rng.below(400));
-        std::thread::sleep(run);
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
-        reader.join().unwrap();
+        let lines = run_until_killed(
+            Command::new(env!("CARGO_BIN_EXE_nokv-crash-worker"))
+                .arg(&dir)
+                .arg(rng.next_u64().to_string()),
+            Duration::from_secs(30),
+            Duration::from_millis(20 + rng.below(400)),
+        );
         let mut pending: Option<String> = None;
-        for line in rx.try_iter() {
+        for line in lines {
             if line.starts_with("BEGIN") {
                 pending = Some(line);
             } else if line == "ACK" {

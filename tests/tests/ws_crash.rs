@@ -9,12 +9,11 @@
 //! - the shared multi-block file reads back intact in the base and in forks and snapshots.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use nokv_core::{Volume, VolumeConfig};
-use nokv_tests::crash::{content, Rng};
+use nokv_tests::crash::{clock_seed, content, env_or, run_until_killed, Rng};
 
 const BIG: (u64, u64) = (9 * 1024 * 1024 + 77, 4242);
 
@@ -139,19 +138,8 @@ fn observe(dir: &std::path::Path, rng: &mut Rng) -> State {
 
 #[test]
 fn sigkill_during_workspace_operations() {
-    let kills: u32 = std::env::var("NOKV_WS_CRASH_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let seed: u64 = std::env::var("NOKV_WS_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
+    let kills: u32 = env_or("NOKV_WS_CRASH_KILLS", || 50);
+    let seed: u64 = env_or("NOKV_WS_CRASH_SEED", clock_seed);
     println!(
         "workspace crash test: seed {seed} (replay with NOKV_WS_CRASH_SEED={seed}), {kills} kills"
     );
@@ -183,36 +171,16 @@ fn sigkill_during_workspace_operations() {
             targets[k as usize % targets.len()]
         };
         k += 1;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nokv-ws-crash-worker"))
-            .arg(&dir)
-            .arg(rng.next_u64().to_string())
-            .arg(target)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(l) if l == "READY" => {}
-            Ok(l) => panic!("unexpected line before READY: {l}"),
-            Err(_) => panic!("worker did not start within 60 s"),
-        }
-        std::thread::sleep(Duration::from_millis(30 + rng.below(300)));
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-        child.wait().unwrap();
-        reader.join().unwrap();
+        let lines = run_until_killed(
+            Command::new(env!("CARGO_BIN_EXE_nokv-ws-crash-worker"))
+                .arg(&dir)
+                .arg(rng.next_u64().to_string())
+                .arg(target),
+            Duration::from_secs(60),
+            Duration::from_millis(30 + rng.below(300)),
+        );
         let mut pending: Option<String> = None;
-        for line in rx.try_iter() {
+        for line in lines {
             if let Some(rest) = line.strip_prefix("BEGIN ") {
                 pending = Some(rest.split_once(' ').unwrap().1.to_string());
             } else if let Some(rest) = line.strip_prefix("DONE ") {
