@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod control;
 mod data;
 pub mod error;
 mod fs;

@@ -91,6 +91,9 @@ pub struct VolumeConfig {
     /// Run garbage collection in the background this often (`None`: only on demand).
     /// Requires a Tokio runtime when the volume is opened.
     pub gc_interval: Option<std::time::Duration>,
+    /// GC grace period (see [`FsOptions::gc_grace`]); only tests of a quiet volume should
+    /// shorten it.
+    pub gc_grace: std::time::Duration,
 }
 
 impl VolumeConfig {
@@ -102,6 +105,7 @@ impl VolumeConfig {
             cache_bytes: 256 << 20,
             meta_engine: None,
             gc_interval: Some(std::time::Duration::from_secs(10 * 60)),
+            gc_grace: crate::workspace::GcOptions::default().grace,
         }
     }
 }
@@ -135,6 +139,7 @@ impl Volume {
         let describe = objects.describe();
         let mut opts = FsOptions::new(id.clone(), dir.join("staging"));
         opts.cache_bytes = cfg.cache_bytes;
+        opts.gc_grace = cfg.gc_grace;
         opts.statfs_path = Some(dir.clone());
         // SAFETY: geteuid/getegid have no preconditions.
         opts.root_owner = unsafe { (libc::geteuid(), libc::getegid()) };
@@ -202,7 +207,7 @@ impl Drop for Volume {
     }
 }
 
-/// Runs [`Fs::gc`] every `every` with the default options, logging what it freed. Holds the
+/// Runs [`Fs::gc`] every `every` with the volume's grace period, logging what it freed. Holds the
 /// filesystem only while a run is in progress, so dropping the volume closes its stores.
 async fn background_gc(fs: std::sync::Weak<crate::fs::Inner>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
@@ -213,7 +218,11 @@ async fn background_gc(fs: std::sync::Weak<crate::fs::Inner>, every: std::time::
         let Some(fs) = Fs::upgrade(&fs) else {
             return;
         };
-        match fs.gc(&crate::workspace::GcOptions::default()).await {
+        let opts = crate::workspace::GcOptions {
+            grace: fs.inner.opts.gc_grace,
+            dry_run: false,
+        };
+        match fs.gc(&opts).await {
             Ok(r) => tracing::info!(
                 layers = r.layers,
                 records = r.records,

@@ -9,6 +9,9 @@ use crate::types::{
 impl Fs {
     /// Attributes of `id` (including the size and mtime of unpublished writes).
     pub async fn getattr(&self, id: FileId) -> Result<Attr> {
+        if crate::control::is_control(id) {
+            return self.control_getattr(id);
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         Ok(self.attr_of(id, &inode))
@@ -16,6 +19,9 @@ impl Fs {
 
     /// Checks `mask` (4 = read, 2 = write, 1 = execute; 0 = existence) for `caller`.
     pub async fn access(&self, id: FileId, mask: u32, caller: &Caller) -> Result<()> {
+        if crate::control::is_control(id) {
+            return self.control_access(id, mask);
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         if mask == 0 {
@@ -32,6 +38,9 @@ impl Fs {
     /// chown clears setuid/setgid of a non-directory; setting times to "now" needs
     /// ownership or write access; a size change needs write access and a regular file.
     pub async fn setattr(&self, id: FileId, set: &SetAttr, caller: &Caller) -> Result<Attr> {
+        if crate::control::is_control(id) {
+            return self.control_setattr(id, set);
+        }
         if let Some(size) = set.size {
             if size > FILE_SIZE_MAX {
                 return Err(FsError::of(ErrorKind::FileTooBig));

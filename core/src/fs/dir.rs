@@ -31,6 +31,9 @@ impl Fs {
         limit: usize,
         caller: &Caller,
     ) -> Result<(Vec<DirEntry>, bool)> {
+        if crate::control::is_control(dir) {
+            return self.control_readdir(dir, cookie, limit);
+        }
         let ctx = self.ctx(dir.workspace())?;
         let (inode, _) = self.load(&ctx, dir.ino())?;
         if inode.kind != FileType::Dir {

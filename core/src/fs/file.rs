@@ -53,6 +53,9 @@ fn file_only(inode: &Inode) -> Result<()> {
 impl Fs {
     /// Opens `id`, checking permissions; counts the handle until [`Fs::release`].
     pub async fn open(&self, id: FileId, flags: OpenFlags, caller: &Caller) -> Result<Attr> {
+        if crate::control::is_control(id) {
+            return self.control_open(id, flags);
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         if inode.kind == FileType::Dir && (flags.write || flags.truncate) {
@@ -87,6 +90,9 @@ impl Fs {
     /// Closes one handle of `id`: publishes its writes and, for the last handle of an
     /// unlinked file, removes the file.
     pub async fn release(&self, id: FileId) -> Result<()> {
+        if crate::control::is_control(id) {
+            return Ok(());
+        }
         let flushed = self.flush(id).await;
         let last = match self.inner.open.get_mut(&id) {
             Some(mut n) => {
@@ -139,6 +145,9 @@ impl Fs {
 
     /// Reads up to `len` bytes at `off` (short at end of file).
     pub async fn read(&self, id: FileId, off: u64, len: u32) -> Result<Bytes> {
+        if crate::control::is_control(id) {
+            return self.control_read(id, None, off, len);
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         file_only(&inode)?;
@@ -320,6 +329,9 @@ impl Fs {
     /// Writes `data` at `off`; returns the bytes written. Visible to readers at once,
     /// published by flush/fsync/release.
     pub async fn write(&self, id: FileId, off: u64, data: &[u8]) -> Result<u32> {
+        if crate::control::is_control(id) {
+            return self.control_write(id, None, data).await;
+        }
         if data.is_empty() {
             return Ok(0);
         }

@@ -51,6 +51,9 @@ pub struct FsOptions {
     /// Memory for unpublished written blocks, across all files; beyond it they go to the
     /// staging directory.
     pub dirty_bytes: usize,
+    /// GC grace period for `/.nokv/gc` and background GC: unreferenced objects younger
+    /// than this are kept, because an upload in flight is unreferenced until its commit.
+    pub gc_grace: std::time::Duration,
 }
 
 impl FsOptions {
@@ -64,6 +67,7 @@ impl FsOptions {
             statfs_path: None,
             upload_concurrency: 16,
             dirty_bytes: 256 << 20,
+            gc_grace: crate::workspace::GcOptions::default().grace,
         }
     }
 }
@@ -85,6 +89,8 @@ pub(crate) struct Inner {
     /// End offset of the last read per file id, for sequential read-ahead.
     pub(crate) last_read: DashMap<FileId, u64>,
     pub(crate) opts: FsOptions,
+    /// Outputs of `/.nokv/` commands (see `control`).
+    pub(crate) control: crate::control::Results,
 }
 
 /// Where an operation happens: the view (a workspace, or a read-only snapshot), the layer
@@ -140,6 +146,7 @@ impl Fs {
                 open: DashMap::new(),
                 last_read: DashMap::new(),
                 opts,
+                control: crate::control::Results::new(),
             }),
         };
         fs.reap_orphans()?;
@@ -190,6 +197,9 @@ impl Fs {
     /// The context of view `ws` (a workspace or a snapshot).
     pub(crate) fn ctx(&self, ws: u64) -> Result<Ctx> {
         let meta = &self.inner.meta;
+        if ws == crate::control::CONTROL_WS {
+            return Err(crate::control::not_permitted("change"));
+        }
         if let Some(snap) = meta.snapshot(ws) {
             return Ok(Ctx {
                 ws,
@@ -197,7 +207,7 @@ impl Fs {
                 chain: meta.chain(snap.at.layer, snap.at.version)?,
                 root: snap.root,
                 readonly: true,
-                up: None,
+                up: Some(crate::control::Node::Snapshots.id()),
             });
         }
         let rec = meta.workspace(ws)?;

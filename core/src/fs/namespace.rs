@@ -7,10 +7,16 @@
 //! inode, and no "opaque directory" markers are needed.
 
 use super::{check_access, check_name, check_sticky, Ctx, Fs, W_OK, X_OK};
+use crate::control;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::records::{Data, Dentry, Inode};
 use crate::meta::Found;
 use crate::types::{Attr, Caller, FileId, FileType, RenameFlags, Timestamp, LINK_MAX, SYMLINK_MAX};
+
+/// Whether `name` in `parent` is the control directory's place (`/.nokv`).
+fn reserved(parent: FileId, name: &[u8]) -> bool {
+    parent == FileId::ROOT && name == control::CONTROL_NAME
+}
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -24,6 +30,9 @@ pub(crate) enum NewNode<'a> {
 impl Fs {
     /// Looks up `name` in directory `parent`. `.` and `..` are resolved too.
     pub async fn lookup(&self, parent: FileId, name: &[u8], caller: &Caller) -> Result<Attr> {
+        if control::is_control(parent) {
+            return self.control_lookup(parent, name).await;
+        }
         let ctx = self.ctx(parent.workspace())?;
         let (dir, _) = self.load(&ctx, parent.ino())?;
         if dir.kind != FileType::Dir {
@@ -39,6 +48,9 @@ impl Fs {
         }
         if name.len() > crate::types::NAME_MAX {
             return Err(FsError::of(ErrorKind::NameTooLong));
+        }
+        if reserved(parent, name) {
+            return self.control_getattr(control::CONTROL_DIR);
         }
         let (d, _) = self
             .inner
@@ -146,6 +158,12 @@ impl Fs {
 
     /// The target of a symbolic link.
     pub async fn readlink(&self, id: FileId) -> Result<Vec<u8>> {
+        if control::is_control(id) {
+            return Err(FsError::new(
+                ErrorKind::InvalidArgument,
+                "not a symbolic link",
+            ));
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         match (inode.kind, inode.data) {
@@ -166,6 +184,12 @@ impl Fs {
         what: NewNode<'_>,
     ) -> Result<Attr> {
         check_name(name)?;
+        if reserved(parent, name) {
+            return Err(FsError::new(
+                ErrorKind::Exists,
+                "/.nokv is the control directory",
+            ));
+        }
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
         let ctx = self.ctx_mut(parent.workspace())?;
@@ -241,6 +265,15 @@ impl Fs {
         caller: &Caller,
     ) -> Result<Attr> {
         check_name(name)?;
+        if control::is_control(id) || control::is_control(parent) {
+            return Err(control::not_permitted("link"));
+        }
+        if reserved(parent, name) {
+            return Err(FsError::new(
+                ErrorKind::Exists,
+                "/.nokv is the control directory",
+            ));
+        }
         if id.workspace() != parent.workspace() {
             return Err(FsError::of(ErrorKind::CrossWorkspace));
         }
@@ -304,6 +337,9 @@ impl Fs {
 
     fn remove(&self, parent: FileId, name: &[u8], caller: &Caller, dir_wanted: bool) -> Result<()> {
         check_name(name)?;
+        if reserved(parent, name) || control::is_control(parent) {
+            return Err(control::not_permitted("remove"));
+        }
         let meta = &self.inner.meta;
         let _w = self.inner.writer.lock();
         let ctx = self.ctx_mut(parent.workspace())?;
@@ -405,6 +441,13 @@ impl Fs {
                 ErrorKind::InvalidArgument,
                 "noreplace with exchange",
             ));
+        }
+        if reserved(src_dir, src_name)
+            || reserved(dst_dir, dst_name)
+            || control::is_control(src_dir)
+            || control::is_control(dst_dir)
+        {
+            return Err(control::not_permitted("rename"));
         }
         if src_dir.workspace() != dst_dir.workspace() {
             return Err(FsError::of(ErrorKind::CrossWorkspace));

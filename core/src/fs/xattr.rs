@@ -44,6 +44,9 @@ impl Fs {
     /// The value of xattr `name` (`NoData` if absent).
     pub async fn getxattr(&self, id: FileId, name: &[u8], caller: &Caller) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
+        if crate::control::is_control(id) {
+            return Err(FsError::of(ErrorKind::NoData));
+        }
         let ctx = self.ctx(id.workspace())?;
         let (inode, _) = self.load(&ctx, id.ino())?;
         if name.starts_with(b"user.") {
@@ -120,6 +123,9 @@ impl Fs {
 
     /// Names of all xattrs of `id`, sorted.
     pub async fn listxattr(&self, id: FileId) -> Result<Vec<Vec<u8>>> {
+        if crate::control::is_control(id) {
+            return Ok(Vec::new());
+        }
         let ctx = self.ctx(id.workspace())?;
         self.load(&ctx, id.ino())?;
         self.xattr_names(&ctx, id.ino())

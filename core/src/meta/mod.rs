@@ -725,7 +725,12 @@ impl Meta {
     /// Allocates a view id (workspace or snapshot), persisted by `_txn` (which writes every
     /// counter, M3).
     pub fn alloc_workspace(&self, _txn: &mut Txn<'_>) -> Result<u64> {
-        self.next_id(|c| &mut c.ws, crate::types::MAX_WORKSPACE, "workspace ids")
+        // The top id belongs to the `/.nokv` control namespace.
+        self.next_id(
+            |c| &mut c.ws,
+            crate::types::MAX_WORKSPACE - 1,
+            "workspace ids",
+        )
     }
 
     /// The counters' current values.

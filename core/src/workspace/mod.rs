@@ -52,7 +52,8 @@ pub struct WorkspaceInfo {
     pub root: FileId,
     /// The workspace it was cloned from (`None` for the root workspace).
     pub base: Option<u64>,
-    /// Volume path of the base workspace's root, when the base still exists.
+    /// Volume path of the directory it was cloned from, while that still exists (else of
+    /// the base workspace's root, while the base exists).
     pub base_path: Option<String>,
     /// Names of the snapshots taken of directories of this workspace.
     pub snapshots: Vec<String>,
@@ -131,6 +132,11 @@ impl Fs {
             })?;
             cur = FileId::new(id, snap.root);
             rest = &comps[3..];
+        } else if comps.first() == Some(&".nokv") {
+            return Err(FsError::new(
+                ErrorKind::InvalidArgument,
+                format!("{path:?}: inside /.nokv/ only snapshot trees are volume paths"),
+            ));
         }
         for (i, name) in rest.iter().enumerate() {
             let ctx = self.ctx(cur.workspace())?;
@@ -224,10 +230,17 @@ impl Fs {
         let meta = &self.inner.meta;
         let root = FileId::new(id, rec.root);
         let base = rec.base.map(|b| b.ws);
+        // The fork's root directory has the same inode as the directory it was cloned from.
         let base_path = base.and_then(|b| {
-            meta.workspace(b)
-                .ok()
-                .and_then(|r| self.path_of(FileId::new(b, r.root)).ok())
+            let from = FileId::new(b, rec.root);
+            let exists = self.ctx(b).is_ok_and(|c| self.load(&c, rec.root).is_ok());
+            match exists {
+                true => self.path_of(from).ok(),
+                false => meta
+                    .workspace(b)
+                    .ok()
+                    .and_then(|r| self.path_of(FileId::new(b, r.root)).ok()),
+            }
         });
         Ok(WorkspaceInfo {
             id,
