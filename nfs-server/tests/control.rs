@@ -358,6 +358,10 @@ async fn bad_input_on_every_control_file_changes_nothing() {
         .unwrap();
     let w = write(&mut c, &a, 0, b"x", stable_how::FILE_SYNC).await;
     assert_eq!(w.err(), Some(NFS3ERR_ROFS));
+    let got = access(&mut c, &a, ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND).await;
+    assert_eq!(got, ACCESS3_READ, "a snapshot grants reading only");
+    let got = access(&mut c, &snap, ACCESS3_LOOKUP | ACCESS3_DELETE).await;
+    assert_eq!(got, ACCESS3_LOOKUP);
     let listed = names(&mut c, &ctl_dir).await;
     for n in [
         "clone",

@@ -127,7 +127,12 @@ impl Nfs {
         if is_dir {
             write_bits |= ACCESS3_DELETE;
         }
-        if want & write_bits != 0 && self.may(a, W, caller).await? {
+        // A read-only tree (a snapshot) grants no write bits; ACCESS itself succeeds.
+        let writable = match self.may(a, W, caller).await {
+            Err(NfsError::Core(e)) if e.kind() == ErrorKind::ReadOnly => false,
+            r => r?,
+        };
+        if want & write_bits != 0 && writable {
             got |= want & write_bits;
         }
         Ok(got)
