@@ -8,12 +8,16 @@
 //! workspace and snapshot must read exactly what the model says (names, types, modes,
 //! contents, symlink targets, xattrs) and fsck must be clean.
 //!
+//! Every other workspace operation goes through its `/.nokv/` control file instead of the
+//! API (quoted arguments written, output read back and parsed), so the two must agree.
+//!
 //! The seed is printed; `NOKV_WS_MODEL_SEED` replays one, `NOKV_WS_MODEL_CASES` sets the
 //! number of cases.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use nokv_core::control::{quote, split};
 use nokv_core::object::MemObjectStore;
 use nokv_core::store::MemStore;
 use nokv_core::workspace::{Change, GcOptions};
@@ -154,6 +158,8 @@ struct Harness {
     next_fork: u64,
     next_label: u64,
     next_token: u64,
+    /// Workspace operations alternate between the API and the `/.nokv/` control files.
+    turn: u64,
     _tmp: tempfile::TempDir,
 }
 
@@ -182,6 +188,34 @@ fn parent_of(p: &str) -> (&str, &str) {
 
 type R = Result<(), TestCaseError>;
 
+/// Runs `op` through its control file, as a shell would: the arguments quoted on one line,
+/// the output read back from the same file.
+async fn ctl(fs: &Fs, op: &str, args: &[&str]) -> nokv_core::Result<String> {
+    let dir = fs.lookup(FileId::ROOT, b".nokv", &ROOT).await?.id;
+    let file = fs.lookup(dir, op.as_bytes(), &ROOT).await?.id;
+    let mut line: Vec<String> = args.iter().map(|a| quote(a).into_owned()).collect();
+    line.push("\n".into());
+    fs.write(file, 0, line.join(" ").as_bytes()).await?;
+    let out = fs.read(file, 0, u32::MAX / 2).await?;
+    Ok(String::from_utf8(out.to_vec()).expect("control output is UTF-8"))
+}
+
+/// A diff as the `diff` control file prints it: `(path, change)` per line.
+fn parse_diff(out: &str) -> Vec<(String, Change)> {
+    out.lines()
+        .map(|l| {
+            let args = split(l.as_bytes()).expect("diff output splits");
+            let change = match args[0].as_str() {
+                "A" => Change::Added,
+                "D" => Change::Removed,
+                "M" => Change::Modified,
+                other => panic!("diff line {l:?}: unknown change {other}"),
+            };
+            (args[1].clone(), change)
+        })
+        .collect()
+}
+
 fn kind_of(r: &nokv_core::Result<impl Sized>) -> Option<ErrorKind> {
     r.as_ref().err().map(|e| e.kind())
 }
@@ -192,7 +226,10 @@ impl Harness {
         let fs = Fs::new(
             Arc::new(MemStore::new()),
             Arc::new(MemObjectStore::new()),
-            FsOptions::new("wsmodel", tmp.path().join("staging")),
+            FsOptions {
+                gc_grace: std::time::Duration::ZERO,
+                ..FsOptions::new("wsmodel", tmp.path().join("staging"))
+            },
         )
         .unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -220,6 +257,7 @@ impl Harness {
             next_fork: 1,
             next_label: 1,
             next_token: 1,
+            turn: 0,
             _tmp: tmp,
         }
     }
@@ -550,7 +588,13 @@ impl Harness {
                         },
                     )
                 };
-                let got = self.rt.block_on(fs.clone_tree(&src_path, &dst));
+                let got = match self.via_control() {
+                    true => self
+                        .rt
+                        .block_on(ctl(&fs, "clone", &[&src_path, &dst]))
+                        .map(drop),
+                    false => self.rt.block_on(fs.clone_tree(&src_path, &dst)).map(drop),
+                };
                 prop_assert!(got.is_ok(), "clone {src_path} {dst}: {got:?}");
                 self.next_fork += 1;
                 self.views.push(View {
@@ -574,11 +618,20 @@ impl Harness {
                 let abs = self.abs(v, &rel);
                 let label = format!("s{}", self.next_label);
                 self.next_label += 1;
-                let got = self.rt.block_on(fs.snapshot(&abs, Some(&label)));
+                let got = match self.via_control() {
+                    true => self
+                        .rt
+                        .block_on(ctl(&fs, "snapshot", &[&abs, &label]))
+                        .map(|out| out.trim_end().to_string()),
+                    false => self
+                        .rt
+                        .block_on(fs.snapshot(&abs, Some(&label)))
+                        .map(|i| i.name),
+                };
                 let base = abs.rsplit('/').next().unwrap().to_string();
                 let name = format!("{base}@{label}");
-                let info = got.map_err(|e| TestCaseError::fail(format!("snapshot {abs}: {e}")))?;
-                prop_assert_eq!(&info.name, &name);
+                let got = got.map_err(|e| TestCaseError::fail(format!("snapshot {abs}: {e}")))?;
+                prop_assert_eq!(&got, &name);
                 self.next_ws += 1;
                 let view = &self.views[v];
                 let tree: Tree = if rel == "/" {
@@ -618,7 +671,13 @@ impl Harness {
                 let allowed =
                     v != 0 && snap.of_root && self.lineage(self.views[v].id).contains(&snap.ws);
                 let want = (!allowed).then_some(ErrorKind::InvalidArgument);
-                let got = self.rt.block_on(fs.rollback(&path, &snap.name));
+                let got = match self.via_control() {
+                    true => self
+                        .rt
+                        .block_on(ctl(&fs, "rollback", &[&path, &snap.name]))
+                        .map(drop),
+                    false => self.rt.block_on(fs.rollback(&path, &snap.name)),
+                };
                 prop_assert_eq!(
                     kind_of(&got),
                     want,
@@ -657,13 +716,23 @@ impl Harness {
             Op::Diff(a, b) => {
                 let (pa, ta) = self.any_tree(a);
                 let (pb, tb) = self.any_tree(b);
-                let got: Vec<_> = self
-                    .rt
-                    .block_on(fs.diff(&pa, &pb))
-                    .map_err(|e| TestCaseError::fail(format!("diff {pa} {pb}: {e}")))?
-                    .collect();
-                let reported: BTreeMap<String, Change> =
-                    got.iter().map(|e| (e.path.clone(), e.change)).collect();
+                let fail =
+                    |e: nokv_core::FsError| TestCaseError::fail(format!("diff {pa} {pb}: {e}"));
+                let got: Vec<(String, Change)> = match self.via_control() {
+                    true => parse_diff(
+                        &self
+                            .rt
+                            .block_on(ctl(&fs, "diff", &[&pa, &pb]))
+                            .map_err(fail)?,
+                    ),
+                    false => self
+                        .rt
+                        .block_on(fs.diff(&pa, &pb))
+                        .map_err(fail)?
+                        .map(|e| (e.path, e.change))
+                        .collect(),
+                };
+                let reported: BTreeMap<String, Change> = got.iter().cloned().collect();
                 prop_assert_eq!(reported.len(), got.len(), "a path is reported twice");
                 let all: BTreeSet<&String> = ta.keys().chain(tb.keys()).collect();
                 for p in all {
@@ -703,7 +772,10 @@ impl Harness {
             Op::Discard(v) => {
                 let v = v % nv;
                 let path = self.views[v].path.clone();
-                let got = self.rt.block_on(fs.discard(&path));
+                let got = match self.via_control() {
+                    true => self.rt.block_on(ctl(&fs, "discard", &[&path])).map(drop),
+                    false => self.rt.block_on(fs.discard(&path)),
+                };
                 let want = (v == 0).then_some(ErrorKind::InvalidArgument);
                 prop_assert_eq!(kind_of(&got), want, "discard {}: {:?}", path, got);
                 if v != 0 {
@@ -724,7 +796,10 @@ impl Harness {
                         Some(_) => None,
                     },
                 };
-                let got = self.rt.block_on(fs.promote(&path));
+                let got = match self.via_control() {
+                    true => self.rt.block_on(ctl(&fs, "promote", &[&path])).map(drop),
+                    false => self.rt.block_on(fs.promote(&path)),
+                };
                 prop_assert_eq!(kind_of(&got), want, "promote {}: {:?}", path, got);
                 if want.is_none() {
                     let f = self.views.remove(v);
@@ -735,14 +810,26 @@ impl Harness {
                 }
             }
             Op::Gc => {
-                let got = self.rt.block_on(fs.gc(&GcOptions {
-                    grace: std::time::Duration::ZERO,
-                    dry_run: false,
-                }));
+                let got = match self.via_control() {
+                    true => self.rt.block_on(ctl(&fs, "gc", &[])).map(drop),
+                    false => self
+                        .rt
+                        .block_on(fs.gc(&GcOptions {
+                            grace: std::time::Duration::ZERO,
+                            dry_run: false,
+                        }))
+                        .map(drop),
+                };
                 prop_assert!(got.is_ok(), "gc: {got:?}");
             }
         }
         Ok(())
+    }
+
+    /// Whether the next workspace operation goes through a control file (every other one).
+    fn via_control(&mut self) -> bool {
+        self.turn += 1;
+        self.turn % 2 == 0
     }
 
     /// `ws` and the workspaces it was cloned from, as the core follows them (a missing
