@@ -829,7 +829,7 @@ impl Harness {
     /// Whether the next workspace operation goes through a control file (every other one).
     fn via_control(&mut self) -> bool {
         self.turn += 1;
-        self.turn % 2 == 0
+        self.turn.is_multiple_of(2)
     }
 
     /// `ws` and the workspaces it was cloned from, as the core follows them (a missing
