@@ -180,7 +180,15 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
         "{macos}"
     );
 
-    // While it serves, a second opener fails at once, naming the holder.
+    // While it serves, status goes through the admin socket (mode 0600).
+    let sock = data.join("admin.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "admin.sock mode {mode:o}");
+    assert_eq!(status_json(&data)["volume"], id.as_str());
+
+    // Without the socket, a second opener fails at once, naming the holder.
+    std::fs::remove_file(&sock).unwrap();
     let started = Instant::now();
     let out = nokv()
         .args(["status", "--data"])
@@ -211,6 +219,8 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
         "no log line naming the volume: {stderr}"
     );
 
+    assert!(!sock.exists(), "admin.sock left behind after a clean stop");
+
     // Stopped: status opens the same volume and reports on it.
     nokv()
         .args(["status", "--data"])
@@ -228,9 +238,11 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
     assert!(v["statfs"]["files"].as_u64().unwrap() > 0, "{v}");
     assert!(v["objects"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
 
-    // A restarted server serves the same volume; SIGINT stops it as cleanly as SIGTERM.
+    // A restarted server serves the same volume (and its admin socket again); SIGINT stops
+    // it as cleanly as SIGTERM.
     let mut server = Server::start(&data);
     assert_eq!(server.wait_serving(), id);
+    assert_eq!(status_json(&data)["volume"], id.as_str());
     let (status, stderr) = server.stop(libc::SIGINT);
     assert_eq!(
         status.code(),
