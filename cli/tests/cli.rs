@@ -292,3 +292,86 @@ fn a_busy_port_is_a_one_line_error_before_the_volume_is_touched() {
         "the volume was created although nothing could be served"
     );
 }
+
+/// Every subcommand of the volume.
+const SUBCOMMANDS: [&str; 15] = [
+    "serve",
+    "status",
+    "workspaces",
+    "clone",
+    "snapshot",
+    "snapshots",
+    "snapshot-delete",
+    "rollback",
+    "diff",
+    "discard",
+    "promote",
+    "gc",
+    "fsck",
+    "import",
+    "export",
+];
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    let top = nokv().arg("--help").assert().success().get_output().clone();
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    for sub in SUBCOMMANDS {
+        assert!(top.contains(sub), "`nokv --help` does not list {sub}");
+        let out = nokv()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--data"), "{sub} --help: {text}");
+        if sub != "serve" {
+            assert!(text.contains("--json"), "{sub} --help: {text}");
+            assert!(
+                text.contains("Example"),
+                "{sub} --help has no example: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stale_admin_socket_from_a_killed_server_does_not_block_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vol");
+    let mut server = Server::start(&data);
+    let id = server.wait_serving();
+    let sock = data.join("admin.sock");
+    assert!(sock.exists());
+    let (status, _) = server.stop(libc::SIGKILL);
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert!(sock.exists(), "a killed server leaves its socket behind");
+
+    // The CLI finds nobody listening and opens the volume itself, at once.
+    let started = Instant::now();
+    let out = nokv()
+        .args(["workspaces", "--json", "--data"])
+        .arg(&data)
+        .env("NOKV_LOG", "error")
+        .timeout(STARTUP)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        started.elapsed() < FAIL_FAST,
+        "took {:?}",
+        started.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["path"], "/", "{v}");
+
+    // The next server replaces the stale socket and serves through it.
+    let mut server = Server::start(&data);
+    assert_eq!(server.wait_serving(), id);
+    assert_eq!(status_json(&data)["volume"], id.as_str());
+    let (status, stderr) = server.stop(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!sock.exists());
+}
