@@ -45,6 +45,42 @@ pub enum CliError {
         /// The core's error.
         err: FsError,
     },
+    /// A workspace operation failed; `what` names it with its arguments.
+    #[error("{what}: {err}")]
+    Op {
+        /// The operation, e.g. `clone /base to /forks/a1`.
+        what: String,
+        /// The core's error.
+        err: FsError,
+    },
+    /// A path argument is neither a volume path nor a host path inside a mount.
+    #[error("{0}")]
+    BadPath(String),
+    /// I/O on a host path (import, export).
+    #[error("{}: {err}", .path.display())]
+    Host {
+        /// The host path.
+        path: PathBuf,
+        /// The OS error.
+        err: std::io::Error,
+    },
+    /// A host tree cannot be copied as asked (e.g. the source is not a directory).
+    #[error("{0}")]
+    Transfer(String),
+    /// fsck found broken invariants (listed on stdout).
+    #[error("fsck: {0} invariant violation(s) found")]
+    FsckFailed(usize),
+    /// The running server answered with an error.
+    #[error("{0}")]
+    Remote(String),
+    /// The admin socket failed mid-conversation.
+    #[error("admin socket {}: {err}", .path.display())]
+    Admin {
+        /// The socket path.
+        path: PathBuf,
+        /// What went wrong.
+        err: String,
+    },
     /// Local I/O outside the core (runtime, signals, terminal).
     #[error("{step}: {err}")]
     Io {
@@ -59,6 +95,20 @@ impl CliError {
     /// A core error while doing `step`.
     pub fn core(step: &'static str) -> impl FnOnce(FsError) -> CliError {
         move |err| CliError::Core { step, err }
+    }
+
+    /// A core error of the operation described by `what`.
+    pub fn op(what: impl Into<String>) -> impl FnOnce(FsError) -> CliError {
+        let what = what.into();
+        move |err| CliError::Op { what, err }
+    }
+
+    /// An I/O error on host path `path`.
+    pub fn host(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        move |err| CliError::Host {
+            path: path.to_path_buf(),
+            err,
+        }
     }
 
     /// An I/O error while doing `step`.

@@ -5,14 +5,28 @@
 //! errors go to stderr. A failure is a single `nokv: <message>` line on stderr with exit
 //! code 1; a usage error exits 2; `--help` and `--version` exit 0.
 //!
+//! Exit codes: 0 success; 1 the operation failed (including `fsck` finding a broken
+//! invariant); 2 usage error.
+//!
 //! Modules: `args` (the clap surface), `open` (arguments to an open volume), `serve`,
-//! `status`, `error` (the error type and its one-line rendering).
+//! `admin` (the admin socket: server and client), `workspace_cmds` (every volume
+//! subcommand: request, run through the server or on the opened volume, print), `ops`
+//! (requests, their execution on the core, replies and their rendering), `status`,
+//! `transfer` (import, export), `hostpath` (host paths inside mounts to volume paths),
+//! `progress` (counters and the terminal bar), `error` (the error type and its one-line
+//! rendering).
 
+pub mod admin;
 mod args;
 mod error;
+mod hostpath;
 mod open;
+mod ops;
+mod progress;
 mod serve;
 mod status;
+mod transfer;
+mod workspace_cmds;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -42,7 +56,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match &cli.command {
         Command::Serve(a) => serve::serve(&cli.data, a),
-        Command::Status(a) => status::status(&cli.data, a),
+        Command::Status(a) => workspace_cmds::status(&cli.data, a),
+        Command::Workspaces(a) => workspace_cmds::workspaces(&cli.data, a),
+        Command::Clone(a) => workspace_cmds::clone(&cli.data, a),
+        Command::Snapshot(a) => workspace_cmds::snapshot(&cli.data, a),
+        Command::Snapshots(a) => workspace_cmds::snapshots(&cli.data, a),
+        Command::SnapshotDelete(a) => workspace_cmds::snapshot_delete(&cli.data, a),
+        Command::Rollback(a) => workspace_cmds::rollback(&cli.data, a),
+        Command::Diff(a) => workspace_cmds::diff(&cli.data, a),
+        Command::Discard(a) => workspace_cmds::discard(&cli.data, a),
+        Command::Promote(a) => workspace_cmds::promote(&cli.data, a),
+        Command::Gc(a) => workspace_cmds::gc(&cli.data, a),
+        Command::Fsck(a) => workspace_cmds::fsck(&cli.data, a),
+        Command::Import(a) => workspace_cmds::import(&cli.data, a),
+        Command::Export(a) => workspace_cmds::export(&cli.data, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

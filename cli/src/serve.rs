@@ -3,7 +3,8 @@
 //!
 //! Startup: the volume is opened, then the NFS server (`nokv-nfs`) listens on `--listen`
 //! (127.0.0.1:2049 by default; NFS and MOUNT on one TCP port), serving the owner of the data
-//! directory, root and every `--allow-uid`. Then the serving line and the mount commands for
+//! directory, root and every `--allow-uid`; the admin socket (`DATA/admin.sock`, see
+//! `admin`) starts serving CLI commands. Then the serving line and the mount commands for
 //! Linux and macOS are printed on stdout.
 //!
 //! Shutdown contract: the first signal stops the NFS server (no new calls; calls already
@@ -62,6 +63,26 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             }
         };
 
+        // CLI commands reach the volume through the admin socket while we hold it.
+        let admin = crate::admin::start(
+            volume.fs().clone(),
+            crate::ops::VolumeInfo {
+                pid: std::process::id(),
+                volume: volume.id().to_string(),
+                data_dir: volume.data_dir().to_path_buf(),
+                objects: volume.objects().to_string(),
+                nfs: Some(server.local_addr()),
+                mounts: Vec::new(),
+            },
+        );
+        let admin = match admin {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                warn!(error = %e, "no admin socket: CLI commands cannot reach this server");
+                None
+            }
+        };
+
         let mut out = std::io::stdout().lock();
         // The server runs on even if nobody reads stdout any more.
         let _ = writeln!(
@@ -77,6 +98,8 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
         drop(out);
 
         let name = stop.next().await;
+        // No new admin requests; those in flight are cancelled; the socket file goes.
+        drop(admin);
         info!(signal = name, "stopping: answering NFS calls in flight");
         tokio::select! {
             () = server.shutdown() => {}

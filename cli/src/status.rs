@@ -1,21 +1,20 @@
-//! `nokv status`: open the volume, report on it, close it.
-//!
-//! Until the admin socket exists, status opens the volume itself, so it fails (at once,
-//! naming the holder) while a `nokv serve` holds the volume. It never creates a volume.
+//! `nokv status`: what the volume is and how full it is. Runs like every volume
+//! subcommand (see `workspace_cmds`): through the admin socket of a running server, or on
+//! the volume opened directly. It never creates a volume.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use nokv_core::{Caller, StatFs, Volume};
+use nokv_core::{Caller, Fs, StatFs};
+use serde::{Deserialize, Serialize};
 
-use crate::args::StatusArgs;
 use crate::error::CliError;
-use crate::open::{open, process_env, volume_config, Create};
+use crate::ops::VolumeInfo;
 
 /// Entries asked for per `readdir` call when counting the root directory.
 const READDIR_PAGE: usize = 1024;
 
 /// What `nokv status` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// Volume id.
     pub volume: String,
@@ -24,40 +23,46 @@ pub struct Status {
     /// Where blocks are stored.
     pub objects: String,
     /// Filesystem usage.
-    pub statfs: StatFs,
+    pub statfs: StatFsOut,
     /// Entries of the root directory, without `.` and `..`.
     pub root_entries: u64,
 }
 
-/// Runs `nokv status` to completion.
-pub fn status(data: &Path, args: &StatusArgs) -> Result<(), CliError> {
-    crate::init_logging("warn")?;
-    let cfg = volume_config(data, &args.s3, process_env)?;
-    let rt = crate::runtime()?;
-    let result = rt.block_on(async {
-        let volume = open(&cfg, Create::Never)?;
-        let gathered = gather(&volume).await;
-        // Close even after a failed gather: opening may have changed the volume (reaping).
-        let closed = volume
-            .close()
-            .await
-            .map_err(CliError::core("closing volume"));
-        let status = gathered?;
-        closed?;
-        Ok(status)
-    });
-    crate::shutdown_runtime(rt);
-    let status = result?;
-    let text = if args.json {
-        to_json(&status)
-    } else {
-        to_text(&status)
-    };
-    crate::print_stdout(&text)
+/// [`StatFs`], serializable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatFsOut {
+    /// Block size in bytes.
+    pub block_size: u32,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub blocks_free: u64,
+    /// Blocks available to unprivileged users.
+    pub blocks_available: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub files_free: u64,
+    /// Longest name.
+    pub name_max: u32,
 }
 
-async fn gather(volume: &Volume) -> Result<Status, CliError> {
-    let fs = volume.fs();
+impl From<StatFs> for StatFsOut {
+    fn from(s: StatFs) -> Self {
+        StatFsOut {
+            block_size: s.block_size,
+            blocks: s.blocks,
+            blocks_free: s.blocks_free,
+            blocks_available: s.blocks_available,
+            files: s.files,
+            files_free: s.files_free,
+            name_max: s.name_max,
+        }
+    }
+}
+
+/// Gathers the status of the open volume `fs` described by `info`.
+pub async fn gather(fs: &Fs, info: &VolumeInfo) -> Result<Status, CliError> {
     let statfs = fs.statfs().await.map_err(CliError::core("statfs"))?;
     let mut root_entries = 0u64;
     let mut cookie = 0;
@@ -76,10 +81,10 @@ async fn gather(volume: &Volume) -> Result<Status, CliError> {
         }
     }
     Ok(Status {
-        volume: volume.id().to_string(),
-        data_dir: volume.data_dir().to_path_buf(),
-        objects: volume.objects().to_string(),
-        statfs,
+        volume: info.volume.clone(),
+        data_dir: info.data_dir.clone(),
+        objects: info.objects.clone(),
+        statfs: statfs.into(),
         root_entries,
     })
 }
@@ -139,7 +144,7 @@ mod tests {
             volume: "00ab".into(),
             data_dir: PathBuf::from("/srv/\"vol\""),
             objects: "fs:/srv/vol/objects".into(),
-            statfs: StatFs {
+            statfs: StatFsOut {
                 block_size: 4096,
                 blocks: 100,
                 blocks_free: 40,

@@ -180,7 +180,15 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
         "{macos}"
     );
 
-    // While it serves, a second opener fails at once, naming the holder.
+    // While it serves, status goes through the admin socket (mode 0600).
+    let sock = data.join("admin.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "admin.sock mode {mode:o}");
+    assert_eq!(status_json(&data)["volume"], id.as_str());
+
+    // Without the socket, a second opener fails at once, naming the holder.
+    std::fs::remove_file(&sock).unwrap();
     let started = Instant::now();
     let out = nokv()
         .args(["status", "--data"])
@@ -211,6 +219,8 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
         "no log line naming the volume: {stderr}"
     );
 
+    assert!(!sock.exists(), "admin.sock left behind after a clean stop");
+
     // Stopped: status opens the same volume and reports on it.
     nokv()
         .args(["status", "--data"])
@@ -228,9 +238,11 @@ fn serve_holds_the_volume_until_signalled_and_the_volume_survives_restart() {
     assert!(v["statfs"]["files"].as_u64().unwrap() > 0, "{v}");
     assert!(v["objects"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
 
-    // A restarted server serves the same volume; SIGINT stops it as cleanly as SIGTERM.
+    // A restarted server serves the same volume (and its admin socket again); SIGINT stops
+    // it as cleanly as SIGTERM.
     let mut server = Server::start(&data);
     assert_eq!(server.wait_serving(), id);
+    assert_eq!(status_json(&data)["volume"], id.as_str());
     let (status, stderr) = server.stop(libc::SIGINT);
     assert_eq!(
         status.code(),
@@ -279,4 +291,87 @@ fn a_busy_port_is_a_one_line_error_before_the_volume_is_touched() {
         !data.exists(),
         "the volume was created although nothing could be served"
     );
+}
+
+/// Every subcommand of the volume.
+const SUBCOMMANDS: [&str; 15] = [
+    "serve",
+    "status",
+    "workspaces",
+    "clone",
+    "snapshot",
+    "snapshots",
+    "snapshot-delete",
+    "rollback",
+    "diff",
+    "discard",
+    "promote",
+    "gc",
+    "fsck",
+    "import",
+    "export",
+];
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    let top = nokv().arg("--help").assert().success().get_output().clone();
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    for sub in SUBCOMMANDS {
+        assert!(top.contains(sub), "`nokv --help` does not list {sub}");
+        let out = nokv()
+            .args([sub, "--help"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--data"), "{sub} --help: {text}");
+        if sub != "serve" {
+            assert!(text.contains("--json"), "{sub} --help: {text}");
+            assert!(
+                text.contains("Example"),
+                "{sub} --help has no example: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stale_admin_socket_from_a_killed_server_does_not_block_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vol");
+    let mut server = Server::start(&data);
+    let id = server.wait_serving();
+    let sock = data.join("admin.sock");
+    assert!(sock.exists());
+    let (status, _) = server.stop(libc::SIGKILL);
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert!(sock.exists(), "a killed server leaves its socket behind");
+
+    // The CLI finds nobody listening and opens the volume itself, at once.
+    let started = Instant::now();
+    let out = nokv()
+        .args(["workspaces", "--json", "--data"])
+        .arg(&data)
+        .env("NOKV_LOG", "error")
+        .timeout(STARTUP)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        started.elapsed() < FAIL_FAST,
+        "took {:?}",
+        started.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["path"], "/", "{v}");
+
+    // The next server replaces the stale socket and serves through it.
+    let mut server = Server::start(&data);
+    assert_eq!(server.wait_serving(), id);
+    assert_eq!(status_json(&data)["volume"], id.as_str());
+    let (status, stderr) = server.stop(libc::SIGTERM);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!sock.exists());
 }

@@ -148,3 +148,83 @@ pub fn lines(r: impl Read + Send + 'static) -> Receiver<String> {
     });
     rx
 }
+
+pub mod tree;
+
+/// The `nokv` binary on one data directory.
+pub struct Nokv {
+    /// The `--data` directory.
+    pub data: std::path::PathBuf,
+}
+
+impl Nokv {
+    /// A command `nokv ARGS --data DATA`, logs off.
+    pub fn cmd<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(BIN);
+        cmd.env_remove("NOKV_LOG")
+            .args(args)
+            .arg("--data")
+            .arg(&self.data)
+            .timeout(STARTUP);
+        cmd
+    }
+
+    /// Runs a command that must succeed with nothing on stderr; returns stdout.
+    pub fn ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let out = self.cmd(args).output().unwrap();
+        let shown: Vec<_> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            out.status.success(),
+            "nokv {shown:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "nokv {shown:?} wrote to stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command with `--json` that must succeed; returns the parsed output.
+    pub fn json<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> serde_json::Value {
+        let mut all: Vec<std::ffi::OsString> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+        all.push("--json".into());
+        let out = self.ok(&all);
+        assert_eq!(
+            out.lines().count(),
+            1,
+            "--json printed several lines: {out}"
+        );
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+    }
+
+    /// Runs a command that must exit with `code`, print nothing on stdout and exactly one
+    /// `nokv: ` line on stderr; returns that line.
+    pub fn fail<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], code: i32) -> String {
+        let out = self.cmd(args).output().unwrap();
+        let shown: Vec<_> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "nokv {shown:?}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "nokv {shown:?} printed {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "nokv {shown:?}: expected one stderr line, got {stderr:?}"
+        );
+        assert!(lines[0].starts_with("nokv: "), "{stderr:?}");
+        lines[0].to_string()
+    }
+}
