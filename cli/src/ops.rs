@@ -570,7 +570,9 @@ impl Reply {
                         "removed" => 'D',
                         _ => 'M',
                     };
-                    format!("{letter} {}\n", c.path)
+                    // Quoted like the control files' output, so a path with a blank or
+                    // a newline stays one unambiguous line.
+                    format!("{letter} {}\n", nokv_core::control::quote(&c.path))
                 })
                 .collect(),
             Reply::Discarded(d) => format!("discarded {}\n", d.target),
