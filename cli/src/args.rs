@@ -43,6 +43,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the volume's id, object store, usage and root-directory size.
     Status(StatusArgs),
+    /// Open (or create) the volume and mount it with FUSE at DIR until unmounted or signalled.
+    Mount(crate::mount::MountArgs),
+    /// Unmount a FUSE mount of a volume and wait until its server has closed the volume.
+    Umount(crate::mount::UmountArgs),
 }
 
 /// `nokv serve`.
@@ -57,6 +61,10 @@ pub struct ServeArgs {
     /// root are always served; calls from any other uid are refused.
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uid: Vec<u32>,
+
+    /// Also mount the volume with FUSE at this directory, in the same process.
+    #[arg(long, value_name = "DIR")]
+    pub fuse: Option<PathBuf>,
 
     /// Where the volume's blocks live.
     #[command(flatten)]

@@ -45,6 +45,9 @@ pub enum CliError {
         /// The core's error.
         err: FsError,
     },
+    /// Mounting or unmounting the FUSE frontend failed.
+    #[error(transparent)]
+    Fuse(nokv_fuse::MountError),
     /// Local I/O outside the core (runtime, signals, terminal).
     #[error("{step}: {err}")]
     Io {

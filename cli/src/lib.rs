@@ -6,10 +6,11 @@
 //! code 1; a usage error exits 2; `--help` and `--version` exit 0.
 //!
 //! Modules: `args` (the clap surface), `open` (arguments to an open volume), `serve`,
-//! `status`, `error` (the error type and its one-line rendering).
+//! `mount` (FUSE mount/umount), `status`, `error` (the error type and its one-line rendering).
 
 mod args;
 mod error;
+mod mount;
 mod open;
 mod serve;
 mod status;
@@ -43,6 +44,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match &cli.command {
         Command::Serve(a) => serve::serve(&cli.data, a),
         Command::Status(a) => status::status(&cli.data, a),
+        Command::Mount(a) => mount::mount(&cli.data, a),
+        Command::Umount(a) => mount::umount(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

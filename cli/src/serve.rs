@@ -62,6 +62,18 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             }
         };
 
+        let fuse = match &args.fuse {
+            Some(dir) => match crate::mount::attach(volume.fs(), volume.data_dir(), dir) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    server.shutdown().await;
+                    let _ = volume.close().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+
         let mut out = std::io::stdout().lock();
         // The server runs on even if nobody reads stdout any more.
         let _ = writeln!(
@@ -73,10 +85,17 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             server.local_addr(),
             mount_commands(server.local_addr())
         );
+        if let Some(m) = &fuse {
+            let _ = writeln!(out, "nokv: mounted with FUSE at {}", m.path().display());
+        }
         let _ = out.flush();
         drop(out);
 
         let name = stop.next().await;
+        if let Some(m) = fuse {
+            info!(signal = name, "stopping: unmounting FUSE");
+            crate::mount::unmount(m).await;
+        }
         info!(signal = name, "stopping: answering NFS calls in flight");
         tokio::select! {
             () = server.shutdown() => {}
@@ -125,13 +144,13 @@ pub fn mount_commands(addr: SocketAddr) -> String {
 }
 
 /// SIGINT and SIGTERM as one stream.
-struct StopSignals {
+pub(crate) struct StopSignals {
     int: Signal,
     term: Signal,
 }
 
 impl StopSignals {
-    fn new() -> Result<Self, CliError> {
+    pub(crate) fn new() -> Result<Self, CliError> {
         let listen = |kind| signal(kind).map_err(CliError::io("installing signal handlers"));
         Ok(StopSignals {
             int: listen(SignalKind::interrupt())?,
@@ -140,7 +159,7 @@ impl StopSignals {
     }
 
     /// Waits for the next stop signal and names it.
-    async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",
