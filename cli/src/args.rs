@@ -97,6 +97,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  nokv export /forks/agent-1 ./agent-1\n  \
         nokv export /.nokv/snapshots/base@v1 ./v1")]
     Export(ExportArgs),
+    /// Open (or create) the volume and mount it with FUSE at DIR until unmounted or signalled.
+    Mount(crate::mount::MountArgs),
+    /// Unmount a FUSE mount of a volume and wait until its server has closed the volume.
+    Umount(crate::mount::UmountArgs),
 }
 
 /// `nokv serve`.
@@ -111,6 +115,10 @@ pub struct ServeArgs {
     /// root are always served; calls from any other uid are refused.
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uid: Vec<u32>,
+
+    /// Also mount the volume with FUSE at this directory, in the same process.
+    #[arg(long, value_name = "DIR")]
+    pub fuse: Option<PathBuf>,
 
     /// Where the volume's blocks live.
     #[command(flatten)]

@@ -81,6 +81,9 @@ pub enum CliError {
         /// What went wrong.
         err: String,
     },
+    /// Mounting or unmounting the FUSE frontend failed.
+    #[error(transparent)]
+    Fuse(nokv_fuse::MountError),
     /// Local I/O outside the core (runtime, signals, terminal).
     #[error("{step}: {err}")]
     Io {

@@ -14,12 +14,13 @@
 //! (requests, their execution on the core, replies and their rendering), `status`,
 //! `transfer` (import, export), `hostpath` (host paths inside mounts to volume paths),
 //! `progress` (counters and the terminal bar), `error` (the error type and its one-line
-//! rendering).
+//! rendering), `mount` (FUSE mount/umount).
 
 pub mod admin;
 mod args;
 mod error;
 mod hostpath;
+mod mount;
 mod open;
 mod ops;
 mod progress;
@@ -70,6 +71,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Command::Fsck(a) => workspace_cmds::fsck(&cli.data, a),
         Command::Import(a) => workspace_cmds::import(&cli.data, a),
         Command::Export(a) => workspace_cmds::export(&cli.data, a),
+        Command::Mount(a) => mount::mount(&cli.data, a),
+        Command::Umount(a) => mount::umount(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -63,7 +63,26 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             }
         };
 
+        let fuse = match &args.fuse {
+            Some(dir) => match crate::mount::attach(volume.fs(), volume.data_dir(), dir) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    server.shutdown().await;
+                    let _ = volume.close().await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+
         // CLI commands reach the volume through the admin socket while we hold it.
+        let mounts = fuse
+            .iter()
+            .map(|m| crate::hostpath::MountPoint {
+                host: std::fs::canonicalize(m.path()).unwrap_or_else(|_| m.path().to_path_buf()),
+                volume: "/".into(),
+            })
+            .collect();
         let admin = crate::admin::start(
             volume.fs().clone(),
             crate::ops::VolumeInfo {
@@ -72,7 +91,7 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
                 data_dir: volume.data_dir().to_path_buf(),
                 objects: volume.objects().to_string(),
                 nfs: Some(server.local_addr()),
-                mounts: Vec::new(),
+                mounts,
             },
         );
         let admin = match admin {
@@ -94,12 +113,19 @@ pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
             server.local_addr(),
             mount_commands(server.local_addr())
         );
+        if let Some(m) = &fuse {
+            let _ = writeln!(out, "nokv: mounted with FUSE at {}", m.path().display());
+        }
         let _ = out.flush();
         drop(out);
 
         let name = stop.next().await;
         // No new admin requests; those in flight are cancelled; the socket file goes.
         drop(admin);
+        if let Some(m) = fuse {
+            info!(signal = name, "stopping: unmounting FUSE");
+            crate::mount::unmount(m).await;
+        }
         info!(signal = name, "stopping: answering NFS calls in flight");
         tokio::select! {
             () = server.shutdown() => {}
@@ -148,13 +174,13 @@ pub fn mount_commands(addr: SocketAddr) -> String {
 }
 
 /// SIGINT and SIGTERM as one stream.
-struct StopSignals {
+pub(crate) struct StopSignals {
     int: Signal,
     term: Signal,
 }
 
 impl StopSignals {
-    fn new() -> Result<Self, CliError> {
+    pub(crate) fn new() -> Result<Self, CliError> {
         let listen = |kind| signal(kind).map_err(CliError::io("installing signal handlers"));
         Ok(StopSignals {
             int: listen(SignalKind::interrupt())?,
@@ -163,7 +189,7 @@ impl StopSignals {
     }
 
     /// Waits for the next stop signal and names it.
-    async fn next(&mut self) -> &'static str {
+    pub(crate) async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "SIGINT",
             _ = self.term.recv() => "SIGTERM",

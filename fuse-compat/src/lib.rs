@@ -1,1 +1,176 @@
+//! # nokv-fuse
+//!
+//! The FUSE frontend of NoKV: a thin adapter from kernel FUSE requests (via `fuser`) onto
+//! the one core API, [`nokv_core::Fs`]. It owns only what FUSE itself needs: the mapping of
+//! file ids to inode numbers, per-open handles, the kernel's lookup counts, mount options
+//! and the mount's lifetime. Every filesystem rule lives in the core.
+//!
+//! Modules: `config` ([`MountConfig`]), `convert` (errno, attributes, inode numbers),
+//! `handles` (open handles and lookup counts), `shared` (per-mount state and replies),
+//! `ops` (the `fuser::Filesystem` implementation), `file` and `dir` (handle-based
+//! operations), and this module: [`FuseMount`], a mounted volume.
 
+mod config;
+mod convert;
+mod dir;
+mod file;
+mod handles;
+mod ops;
+mod shared;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use fuser::{MountOption, SessionACL, SessionUnmounter};
+use nokv_core::Fs;
+use tokio::sync::watch;
+
+pub use config::MountConfig;
+
+use shared::State;
+
+/// Errors of mounting and unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The kernel mount or the FUSE handshake failed.
+    #[error("mounting {path}: {err}")]
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        err: std::io::Error,
+    },
+    /// Unmounting failed (e.g. busy).
+    #[error("unmounting {path}: {err}")]
+    Unmount {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+/// A mounted volume. The mount serves requests on its own threads (request readers) and on
+/// the tokio runtime given to [`FuseMount::mount`] (request handling) until it is unmounted,
+/// by [`FuseMount::unmount`] or from outside (`umount`, `fusermount3 -u`).
+pub struct FuseMount {
+    path: PathBuf,
+    unmounter: SessionUnmounter,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+    ended: watch::Receiver<bool>,
+    state: Arc<State>,
+}
+
+impl FuseMount {
+    /// Mounts `fs` (from `cfg.root` down) at `path`. Returns once the kernel mount is live
+    /// and the FUSE handshake is done. Requests run on `rt`.
+    pub fn mount(
+        fs: Fs,
+        rt: tokio::runtime::Handle,
+        path: &Path,
+        cfg: &MountConfig,
+    ) -> Result<FuseMount, MountError> {
+        let state = Arc::new(State::new(fs, cfg.root, cfg));
+        let handler = ops::NokvFuse {
+            s: state.clone(),
+            rt,
+        };
+        let mut options = vec![
+            MountOption::FSName(cfg.fsname.clone()),
+            MountOption::Subtype("nokv".into()),
+            MountOption::NoAtime,
+            MountOption::Dev,
+            MountOption::Suid,
+        ];
+        if cfg.read_only {
+            options.push(MountOption::RO);
+        }
+        if cfg.default_permissions {
+            options.push(MountOption::DefaultPermissions);
+        }
+        if cfg.auto_unmount {
+            options.push(MountOption::AutoUnmount);
+        }
+        let mut config = fuser::Config::default();
+        config.mount_options = options;
+        config.acl = if cfg.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::RootAndOwner
+        };
+        config.n_threads = Some(cfg.threads.max(1));
+        config.clone_fd = true;
+        let mount_err = |err| MountError::Mount {
+            path: path.to_path_buf(),
+            err,
+        };
+        let mut session = fuser::Session::new(handler, path, &config).map_err(mount_err)?;
+        let unmounter = session.unmount_callable();
+        let (tx, ended) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("nokv-fuse".into())
+            .spawn(move || {
+                let r = session.run();
+                let _ = tx.send(true);
+                r
+            })
+            .map_err(mount_err)?;
+        Ok(FuseMount {
+            path: path.to_path_buf(),
+            unmounter,
+            thread: Some(thread),
+            ended,
+            state,
+        })
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Waits until the mount ends (unmounted from outside, or by [`FuseMount::unmount`]).
+    pub async fn ended(&self) {
+        let mut rx = self.ended.clone();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
+    /// Inodes the kernel currently holds references to (its lookup counts, less `forget`).
+    pub fn kernel_inodes(&self) -> usize {
+        self.state.lookups.len()
+    }
+
+    /// Open file and directory handles.
+    pub fn open_handles(&self) -> usize {
+        self.state.handles.len()
+    }
+
+    /// Unmounts (lazily if busy, as `umount -l`) and waits for the request loop to stop.
+    /// Handles still open are released by the kernel first, so their writes are published.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        let err = |err| MountError::Unmount {
+            path: self.path.clone(),
+            err,
+        };
+        self.unmounter.unmount().map_err(err)?;
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok(r) => r.map_err(err)?,
+                Err(_) => return Err(err(std::io::Error::other("FUSE thread panicked"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FuseMount {
+    fn drop(&mut self) {
+        let _ = self.unmounter.unmount();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

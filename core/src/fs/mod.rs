@@ -15,6 +15,7 @@ mod attr;
 mod dir;
 mod file;
 mod namespace;
+mod range;
 mod xattr;
 
 pub use file::OpenFlags;
