@@ -9,8 +9,8 @@
  *
  * URL names the export root, as for nfs-ls (e.g. 'nfs://127.0.0.1//?nfsport=P&mountport=P').
  * File i is DIR/fNNNNN with SIZE bytes derived from i, so verify needs no state. The sync
- * API is used as is: libnfs opens without O_SYNC, so WRITEs go UNSTABLE and close sends no
- * COMMIT, the same for every server.  Exit 0 on success; prints the elapsed seconds.
+ * API is used as is: libnfs opens without O_SYNC, so WRITEs go UNSTABLE, and its close sends
+ * a COMMIT; the same calls for every server.  Exit 0 on success; prints the elapsed seconds.
  *
  * Build: cc -O2 -o bench-nfs-small bench-nfs-small.c -lnfs   (Debian libnfs-dev)
  */
