@@ -5,8 +5,11 @@
 //! no client input can make the server allocate more than one record.
 //!
 //! Replies are built in one buffer that starts with a 4-byte record mark, filled in by
-//! [`finish_record`], so each reply is written as a single last fragment.
+//! [`Reply::finish`], so each reply is written as a single last fragment. A READ reply's
+//! data is not copied into that buffer: it travels as the [`Reply`]'s tail (the core's
+//! bytes, shared) and is written after the head with one vectored write.
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::xdr::{Decoder, Garbage};
@@ -181,10 +184,32 @@ pub fn auth_error(out: &mut Vec<u8>, xid: u32, stat: AuthStat) {
     put(out, &[xid, REPLY, MSG_DENIED, AUTH_ERROR, stat as u32]);
 }
 
-/// Fills in the record mark of a reply built from [`new_record`]: one last fragment.
-pub fn finish_record(out: &mut [u8]) {
-    let len = (out.len() - 4) as u32 & 0x7fff_ffff;
-    out[0..4].copy_from_slice(&(len | 0x8000_0000).to_be_bytes());
+/// Zero bytes that pad XDR opaque data to a multiple of four.
+const PAD: [u8; 3] = [0; 3];
+
+/// One reply record as written: `head` (record mark, headers, result), then `tail` (the
+/// bytes of a variable-length opaque that ends the result, whose length word is the last
+/// word of `head`), then the XDR padding of `tail`.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// Record mark, reply header and the encoded result up to the tail's length word.
+    pub head: Vec<u8>,
+    /// The opaque data that ends the result (empty for most replies).
+    pub tail: Bytes,
+}
+
+impl Reply {
+    /// Padding after the tail.
+    pub fn pad(&self) -> &'static [u8] {
+        &PAD[..(4 - self.tail.len() % 4) % 4]
+    }
+
+    /// Fills in the record mark (one last fragment), once head and tail are final.
+    pub fn finish(&mut self) {
+        let len = (self.head.len() - 4 + self.tail.len() + self.pad().len()) as u32;
+        let mark = (len & 0x7fff_ffff) | 0x8000_0000;
+        self.head[0..4].copy_from_slice(&mark.to_be_bytes());
+    }
 }
 
 /// Why reading a record stopped.
@@ -221,9 +246,18 @@ pub async fn read_record<R: AsyncRead + Unpin>(
         if buf.len() + len > MAX_RECORD {
             return Err(RecordError::TooLarge);
         }
-        let start = buf.len();
-        buf.resize(start + len, 0);
-        r.read_exact(&mut buf[start..]).await?;
+        // Read straight into spare capacity: no zero-filling of up to a megabyte per WRITE.
+        let want = buf.len() + len;
+        buf.reserve_exact(len);
+        while buf.len() < want {
+            let n = (&mut *r)
+                .take((want - buf.len()) as u64)
+                .read_buf(buf)
+                .await?;
+            if n == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+            }
+        }
         if mark & 0x8000_0000 != 0 {
             return Ok(());
         }
@@ -299,6 +333,13 @@ mod tests {
         assert!(matches!(
             read_record(&mut &huge[..], &mut buf).await,
             Err(RecordError::TooLarge)
+        ));
+        // The connection closing inside a record is an I/O error, not a short record.
+        let mut cut = (0x8000_0010u32).to_be_bytes().to_vec();
+        cut.extend_from_slice(b"only ten b");
+        assert!(matches!(
+            read_record(&mut &cut[..], &mut buf).await,
+            Err(RecordError::Io(_))
         ));
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nokv_core::{Caller, Fs};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use crate::auth::AuthPolicy;
 use crate::handle::volume_tag;
 use crate::nfs::{Fault, Nfs};
-use crate::rpc::{self, Accept, RecordError};
+use crate::rpc::{self, Accept, RecordError, Reply};
 use crate::{mount, nfs};
 
 /// Most calls of one connection running at once.
@@ -192,7 +192,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let peer = sock.peer_addr().ok();
     let (mut rd, wr) = sock.into_split();
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(MAX_IN_FLIGHT);
+    let (tx, rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_loop(wr, rx));
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
@@ -237,9 +237,9 @@ async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Recei
     let _ = writer.await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) {
     while let Some(reply) = rx.recv().await {
-        if let Err(e) = wr.write_all(&reply).await {
+        if let Err(e) = write_reply(&mut wr, &reply).await {
             debug!(error = %e, "NFS reply not sent");
             // Keep draining so callers are not blocked; the connection is gone.
             while rx.recv().await.is_some() {}
@@ -249,10 +249,40 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
     let _ = wr.shutdown().await;
 }
 
+/// Writes a reply's head, tail and padding, with vectored writes (one system call when the
+/// socket takes it all).
+async fn write_reply<W: AsyncWrite + Unpin>(wr: &mut W, reply: &Reply) -> std::io::Result<()> {
+    if reply.tail.is_empty() {
+        return wr.write_all(&reply.head).await;
+    }
+    let parts: [&[u8]; 3] = [&reply.head, &reply.tail, reply.pad()];
+    let (mut part, mut at) = (0, 0);
+    while part < parts.len() {
+        let mut slices = [std::io::IoSlice::new(&[]); 3];
+        let mut k = 0;
+        for (i, p) in parts.iter().enumerate().skip(part) {
+            slices[k] = std::io::IoSlice::new(if i == part { &p[at..] } else { p });
+            k += 1;
+        }
+        let mut n = wr.write_vectored(&slices[..k]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while part < parts.len() && n >= parts[part].len() - at {
+            n -= parts[part].len() - at;
+            part += 1;
+            at = 0;
+        }
+        at += n;
+    }
+    Ok(())
+}
+
 /// Handles one call record; `None` when it gets no reply (not a call).
-async fn call(shared: &Shared, record: &[u8]) -> Option<Vec<u8>> {
+async fn call(shared: &Shared, record: &[u8]) -> Option<Reply> {
     let c = rpc::parse_call(record)?;
     let mut out = rpc::new_record();
+    let mut tail = bytes::Bytes::new();
     if c.rpcvers != 2 {
         rpc::rpc_mismatch(&mut out, c.xid);
     } else {
@@ -276,7 +306,9 @@ async fn call(shared: &Shared, record: &[u8]) -> Option<Vec<u8>> {
                 rpc::accepted(&mut out, c.xid, Accept::Success);
                 let result = match (c.prog, c.vers) {
                     (nfs::PROGRAM, nfs::VERSION) => {
-                        shared.nfs.dispatch(c.proc_, args, caller, &mut out).await
+                        (shared.nfs)
+                            .dispatch(c.proc_, args, caller, &mut out, &mut tail)
+                            .await
                     }
                     (mount::PROGRAM, mount::VERSION) => {
                         mount::dispatch(&shared.nfs, c.proc_, args, caller, &mut out).await
@@ -289,6 +321,7 @@ async fn call(shared: &Shared, record: &[u8]) -> Option<Vec<u8>> {
                     }
                 };
                 if let Err(fault) = result {
+                    tail = bytes::Bytes::new();
                     out.truncate(start);
                     let accept = match fault {
                         Fault::Garbage => Accept::GarbageArgs,
@@ -300,8 +333,9 @@ async fn call(shared: &Shared, record: &[u8]) -> Option<Vec<u8>> {
             }
         }
     }
-    rpc::finish_record(&mut out);
-    Some(out)
+    let mut reply = Reply { head: out, tail };
+    reply.finish();
+    Some(reply)
 }
 
 /// Replaces the reply from `start` with a version mismatch (both programs serve only v3).
@@ -309,4 +343,42 @@ fn mismatch(out: &mut Vec<u8>, start: usize, xid: u32) -> Result<(), Fault> {
     out.truncate(start);
     rpc::accepted(out, xid, Accept::ProgMismatch(3, 3));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A reply with a tail reaches the wire as one record (mark, head, tail, padding), also
+    /// through a pipe that takes a few bytes per write.
+    #[tokio::test]
+    async fn a_reply_with_a_tail_is_written_whole_through_short_writes() {
+        for tail_len in [0usize, 1, 2, 3, 4, 5, 4099] {
+            let tail: Vec<u8> = (0..tail_len).map(|i| (i % 251) as u8).collect();
+            let mut head = rpc::new_record();
+            head.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 9]);
+            let mut reply = Reply {
+                head,
+                tail: bytes::Bytes::from(tail.clone()),
+            };
+            reply.finish();
+            let (mut a, mut b) = tokio::io::duplex(7);
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                b.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            write_reply(&mut a, &reply).await.unwrap();
+            drop(a);
+            let got = reader.await.unwrap();
+            let pad = (4 - tail_len % 4) % 4;
+            assert_eq!(got.len(), 4 + 8 + tail_len + pad, "tail of {tail_len}");
+            let mark = u32::from_be_bytes(got[0..4].try_into().unwrap());
+            assert_eq!(mark, 0x8000_0000 | (8 + tail_len + pad) as u32);
+            assert_eq!(&got[4..12], &[1, 2, 3, 4, 0, 0, 0, 9]);
+            assert_eq!(&got[12..12 + tail_len], &tail[..]);
+            assert!(got[12 + tail_len..].iter().all(|b| *b == 0));
+        }
+    }
 }

@@ -144,13 +144,16 @@ impl Nfs {
         post_op_fh3::Some(self.fh(a))
     }
 
-    /// Runs procedure `proc_` with arguments `args` for `caller`, appending its result.
+    /// Runs procedure `proc_` with arguments `args` for `caller`, appending its result to
+    /// `out`; READ leaves its data in `tail` (sent after `out`, not copied into it, see
+    /// [`crate::rpc::Reply`]).
     pub async fn dispatch(
         &self,
         proc_: u32,
         args: &[u8],
         caller: Caller,
         out: &mut Vec<u8>,
+        tail: &mut bytes::Bytes,
     ) -> Out {
         let mut d = Decoder::new(args);
         let d = &mut d;
@@ -161,7 +164,7 @@ impl Nfs {
             3 => self.lookup(d, &caller, out).await,
             4 => self.access(d, &caller, out).await,
             5 => self.readlink(d, out).await,
-            6 => self.read(d, &caller, out).await,
+            6 => self.read(d, &caller, out, tail).await,
             7 => self.write(d, &caller, out).await,
             8 => self.create(d, &caller, out).await,
             9 => self.mkdir(d, &caller, out).await,

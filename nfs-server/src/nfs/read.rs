@@ -164,11 +164,15 @@ impl Nfs {
         pack(out, &res)
     }
 
+    /// READ. The data is not encoded into `out`: the result is packed with empty data, its
+    /// length word (the last word of `out`) is set to the data's length, and the data itself
+    /// is left in `tail` for the writer to send after `out`, then its XDR padding.
     pub(super) async fn read(
         &self,
         d: &mut Decoder<'_>,
         caller: &Caller,
         out: &mut Vec<u8>,
+        tail: &mut bytes::Bytes,
     ) -> Out {
         let fh = d.fh()?;
         let off = d.u64()?;
@@ -203,9 +207,14 @@ impl Nfs {
             file_attributes: self.post(&after),
             count: data.len() as u32,
             eof: off.saturating_add(data.len() as u64) >= after.size,
-            data: Opaque::borrowed(&data),
+            data: Opaque::borrowed(&[]),
         });
-        pack(out, &res)
+        pack(out, &res)?;
+        // `data<>` is the last field: its length word ends `out`.
+        let at = out.len() - 4;
+        out[at..].copy_from_slice(&(data.len() as u32).to_be_bytes());
+        *tail = data;
+        Ok(())
     }
 
     /// READ permission: owner, read or execute (see the module docs).
