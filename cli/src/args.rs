@@ -120,6 +120,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub fuse: Option<PathBuf>,
 
+    /// GC grace period of this server (background GC and `/.nokv/gc`): unreferenced objects
+    /// younger than this are kept, as they may be uploads in flight: `0`, `90s`, `15m`.
+    #[arg(long, value_name = "DURATION", default_value = "15m",
+          value_parser = crate::args::parse_duration)]
+    pub gc_grace: std::time::Duration,
+
     /// Where the volume's blocks live.
     #[command(flatten)]
     pub s3: S3Args,

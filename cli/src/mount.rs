@@ -71,6 +71,12 @@ pub struct MountArgs {
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     pub cache_timeout: f64,
 
+    /// GC grace period of this server (background GC and `/.nokv/gc`): unreferenced objects
+    /// younger than this are kept, as they may be uploads in flight: `0`, `90s`, `15m`.
+    #[arg(long, value_name = "DURATION", default_value = "15m",
+          value_parser = crate::args::parse_duration)]
+    pub gc_grace: std::time::Duration,
+
     /// Where the volume's blocks live.
     #[command(flatten)]
     pub s3: S3Args,
@@ -90,7 +96,8 @@ pub fn mount(data: &Path, args: &MountArgs) -> Result<(), CliError> {
         return background();
     }
     crate::init_logging("info")?;
-    let cfg = volume_config(data, &args.s3, process_env)?;
+    let mut cfg = volume_config(data, &args.s3, process_env)?;
+    cfg.gc_grace = args.gc_grace;
     let rt = crate::runtime()?;
     let result = rt.block_on(async {
         let mut stop = StopSignals::new()?;

@@ -29,7 +29,8 @@ use crate::open::{open, process_env, volume_config, Create};
 /// Runs `nokv serve` to completion.
 pub fn serve(data: &Path, args: &ServeArgs) -> Result<(), CliError> {
     crate::init_logging("info")?;
-    let cfg = volume_config(data, &args.s3, process_env)?;
+    let mut cfg = volume_config(data, &args.s3, process_env)?;
+    cfg.gc_grace = args.gc_grace;
     let rt = crate::runtime()?;
     let result = rt.block_on(async {
         // Registered before the (possibly slow) open, so a signal during it is not lost.

@@ -19,6 +19,7 @@ pub mod control;
 mod data;
 pub mod error;
 mod fs;
+pub mod invalidate;
 mod meta;
 pub mod object;
 pub mod store;

@@ -22,6 +22,7 @@ pub(crate) async fn opendir(s: &State, id: FileId, _c: &Caller) -> Result<u64> {
         id,
         dir: true,
         write: false,
+        scope: None,
     }))
 }
 

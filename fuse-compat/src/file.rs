@@ -1,10 +1,12 @@
 //! File handles: open, create, release, and the range operations (fallocate, lseek with
 //! SEEK_DATA/SEEK_HOLE, copy_file_range), each a translation onto one core call.
 
+use bytes::Bytes;
 use fuser::{Errno, FopenFlags};
 use nokv_core::{Attr, Caller, ErrorKind, FileId, FsError, OpenFlags, Result};
 
 use crate::convert::errno;
+use crate::handles::Handle;
 use crate::ops::{file_handle, reads, writes};
 use crate::shared::State;
 
@@ -34,7 +36,32 @@ pub(crate) async fn open(
         s.writable()?;
     }
     s.fs.open(id, f, c).await?;
+    if nokv_core::control::is_control(id) {
+        // Control files: every read and write goes to the core (no page cache), and a
+        // command written through this handle leaves its output in the handle's own scope.
+        let h = Handle {
+            scope: s.fs.control_scope(id),
+            ..file_handle(id, flags)
+        };
+        return Ok((s.handles.open(h), FopenFlags::FOPEN_DIRECT_IO));
+    }
     Ok((s.handles.open(file_handle(id, flags)), fopen()))
+}
+
+/// Reads through handle `fh` (its control scope, if it has one).
+pub(crate) async fn read(s: &State, id: FileId, fh: u64, off: u64, len: u32) -> Result<Bytes> {
+    match s.handles.get(fh).and_then(|h| h.scope) {
+        Some(scope) => s.fs.read_scoped(id, scope, off, len).await,
+        None => s.fs.read(id, off, len).await,
+    }
+}
+
+/// Writes through handle `fh` (its control scope, if it has one).
+pub(crate) async fn write(s: &State, id: FileId, fh: u64, off: u64, data: &[u8]) -> Result<u32> {
+    match s.handles.get(fh).and_then(|h| h.scope) {
+        Some(scope) => s.fs.write_scoped(id, scope, off, data).await,
+        None => s.fs.write(id, off, data).await,
+    }
 }
 
 /// Creates and opens `name` in `parent`. A file this call created is opened without a
@@ -70,7 +97,12 @@ pub(crate) async fn create(
 /// Closes handle `fh`: the core publishes its writes and reaps an unlinked file.
 pub(crate) async fn release(s: &State, fh: u64) -> Result<()> {
     match s.handles.close(fh) {
-        Some(h) => s.fs.release(h.id).await,
+        Some(h) => {
+            if let Some(scope) = h.scope {
+                s.fs.release_scope(scope);
+            }
+            s.fs.release(h.id).await
+        }
         None => Ok(()),
     }
 }

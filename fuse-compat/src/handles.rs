@@ -25,6 +25,8 @@ pub(crate) struct Handle {
     pub dir: bool,
     /// Opened for writing.
     pub write: bool,
+    /// The core's private result scope of an open `/.nokv/` control file.
+    pub scope: Option<u64>,
 }
 
 /// The open handles of one mount.
@@ -84,6 +86,11 @@ impl Lookups {
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
+
+    /// The inode numbers the kernel currently references.
+    pub(crate) fn inos(&self) -> Vec<u64> {
+        self.map.iter().map(|e| *e.key()).collect()
+    }
 }
 
 #[cfg(test)]
@@ -97,11 +104,13 @@ mod tests {
             id: FileId(7),
             dir: false,
             write: true,
+            scope: None,
         });
         let b = h.open(Handle {
             id: FileId(7),
             dir: false,
             write: false,
+            scope: None,
         });
         assert_ne!(a, b);
         assert_ne!(a, 0);

@@ -8,13 +8,15 @@
 //! Modules: `config` ([`MountConfig`]), `convert` (errno, attributes, inode numbers),
 //! `handles` (open handles and lookup counts), `shared` (per-mount state and replies),
 //! `ops` (the `fuser::Filesystem` implementation), `file` and `dir` (handle-based
-//! operations), and this module: [`FuseMount`], a mounted volume.
+//! operations), `notify` (kernel cache invalidation for workspace operations), and this
+//! module: [`FuseMount`], a mounted volume.
 
 mod config;
 mod convert;
 mod dir;
 mod file;
 mod handles;
+mod notify;
 mod ops;
 mod shared;
 
@@ -62,6 +64,8 @@ pub struct FuseMount {
     thread: Option<JoinHandle<std::io::Result<()>>>,
     ended: watch::Receiver<bool>,
     state: Arc<State>,
+    /// Taken (ended) before unmounting: see `notify::InvalidationGuard`.
+    invalidations: Option<notify::InvalidationGuard>,
 }
 
 impl FuseMount {
@@ -109,6 +113,7 @@ impl FuseMount {
         };
         let mut session = fuser::Session::new(handler, path, &config).map_err(mount_err)?;
         let unmounter = session.unmount_callable();
+        let invalidations = notify::start(state.clone(), session.notifier()).map_err(mount_err)?;
         let (tx, ended) = watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("nokv-fuse".into())
@@ -124,6 +129,7 @@ impl FuseMount {
             thread: Some(thread),
             ended,
             state,
+            invalidations: Some(invalidations),
         })
     }
 
@@ -155,6 +161,7 @@ impl FuseMount {
             path: self.path.clone(),
             err,
         };
+        drop(self.invalidations.take());
         self.unmounter.unmount().map_err(err)?;
         if let Some(t) = self.thread.take() {
             match t.join() {
@@ -168,6 +175,7 @@ impl FuseMount {
 
 impl Drop for FuseMount {
     fn drop(&mut self) {
+        drop(self.invalidations.take());
         let _ = self.unmounter.unmount();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -291,7 +291,7 @@ impl Filesystem for NokvFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -300,7 +300,7 @@ impl Filesystem for NokvFuse {
     ) {
         let (s, id) = (self.s.clone(), self.s.id(ino));
         self.spawn(async move {
-            match s.fs.read(id, offset, size).await {
+            match crate::file::read(&s, id, fh.0, offset, size).await {
                 Ok(b) => reply.data(&b),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -311,7 +311,7 @@ impl Filesystem for NokvFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
@@ -322,7 +322,7 @@ impl Filesystem for NokvFuse {
         let (s, id, data) = (self.s.clone(), self.s.id(ino), data.to_vec());
         self.spawn(async move {
             let r = match s.writable() {
-                Ok(()) => s.fs.write(id, offset, &data).await,
+                Ok(()) => crate::file::write(&s, id, fh.0, offset, &data).await,
                 Err(e) => Err(e),
             };
             match r {
@@ -638,5 +638,6 @@ pub(crate) fn file_handle(id: nokv_core::FileId, flags: i32) -> Handle {
         id,
         dir: false,
         write: writes(flags),
+        scope: None,
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! A *scope* is one open file on a frontend with open state (FUSE): a command written
 //! through it also leaves its output in the scope, and reads through the same open file
-//! return that output, whatever other writers of the session did meanwhile.
+//! stream that output once, from its start, whatever their offset (the write moved the
+//! file offset past the command) and whatever other writers of the session did meanwhile.
 //!
 //! Invariants: slots are never reused (a handle to an evicted session is stale, never
 //! another session's); at most [`SESSIONS_MAX`] named sessions and [`SCOPES_MAX`] scopes
@@ -77,6 +78,8 @@ impl Session {
 struct Scope {
     slot: u64,
     output: Option<Bytes>,
+    /// How much of `output` reads through the scope have returned.
+    cursor: usize,
     used: Instant,
 }
 
@@ -172,6 +175,7 @@ impl Results {
         }
         if let Some(sc) = scope.and_then(|id| st.scopes.get_mut(&id)) {
             sc.output = Some(output);
+            sc.cursor = 0;
             sc.used = Instant::now();
         }
     }
@@ -196,20 +200,26 @@ impl Results {
             Scope {
                 slot,
                 output: None,
+                cursor: 0,
                 used: Instant::now(),
             },
         );
         id
     }
 
-    /// The output left in `scope` by a command written through it, if any (and if the
-    /// scope belongs to session `slot`).
-    pub fn scope_output(&self, scope: u64, slot: u64) -> Option<Bytes> {
-        let st = self.state.lock();
-        st.scopes
-            .get(&scope)
-            .filter(|s| s.slot == slot)
-            .and_then(|s| s.output.clone())
+    /// The next (at most) `len` bytes of the output left in `scope` by a command written
+    /// through it (empty once all were read), or `None` if no command was written through
+    /// it (or it belongs to another session than `slot`).
+    pub fn scope_read(&self, scope: u64, slot: u64, len: usize) -> Option<Bytes> {
+        let mut st = self.state.lock();
+        let sc = st.scopes.get_mut(&scope).filter(|s| s.slot == slot)?;
+        let out = sc.output.as_ref()?;
+        let start = sc.cursor.min(out.len());
+        let end = start.saturating_add(len).min(out.len());
+        let piece = out.slice(start..end);
+        sc.cursor = end;
+        sc.used = Instant::now();
+        Some(piece)
     }
 
     /// Forgets `scope`.
@@ -260,10 +270,16 @@ mod tests {
         r.record(a, Some(sa), Op::Diff, Ok(Bytes::from_static(b"A /x\n")));
         r.record(a, Some(sb), Op::Diff, Ok(Bytes::from_static(b"D /y\n")));
         r.record(b, None, Op::Clone, Err("clone: exists".into()));
-        assert_eq!(r.scope_output(sa, a).unwrap(), "A /x\n");
-        assert_eq!(r.scope_output(sb, a).unwrap(), "D /y\n");
+        assert_eq!(r.scope_read(sa, a, 2).unwrap(), "A ");
+        assert_eq!(r.scope_read(sa, a, 100).unwrap(), "/x\n");
         assert_eq!(
-            r.scope_output(sa, b),
+            r.scope_read(sa, a, 100).unwrap(),
+            "",
+            "read once, then end of file"
+        );
+        assert_eq!(r.scope_read(sb, a, 100).unwrap(), "D /y\n");
+        assert_eq!(
+            r.scope_read(sa, b, 100),
             None,
             "a scope answers only for its session"
         );
@@ -271,8 +287,14 @@ mod tests {
         assert_eq!(r.get(a).unwrap().last_error, "");
         assert_eq!(r.get(b).unwrap().last_error, "clone: exists\n");
         assert_eq!(r.get(DEFAULT_SLOT).unwrap().last, "");
+        let fresh = r.open_scope(a);
+        assert_eq!(
+            r.scope_read(fresh, a, 100),
+            None,
+            "nothing written through it"
+        );
         r.close_scope(sa);
-        assert_eq!(r.scope_output(sa, a), None);
+        assert_eq!(r.scope_read(sa, a, 100), None);
     }
 
     #[test]

@@ -43,15 +43,12 @@ impl Fs {
         Ok(node)
     }
 
-    /// The bytes a read of `node` returns (through `scope`, when the frontend has one).
-    fn content(&self, node: Node, scope: Option<u64>) -> Result<Bytes> {
+    /// The bytes a read of `node` returns (outside a scope).
+    fn content(&self, node: Node) -> Result<Bytes> {
         let results = &self.inner.control;
         let session = |slot| results.get(slot).ok_or_else(gone);
         Ok(match node {
-            Node::OpFile(slot, op) => match scope.and_then(|sc| results.scope_output(sc, slot)) {
-                Some(out) => out,
-                None => session(slot)?.output(op).clone(),
-            },
+            Node::OpFile(slot, op) => session(slot)?.output(op).clone(),
             Node::Result(slot) => session(slot)?.last,
             Node::LastError(slot) => session(slot)?.last_error,
             Node::Workspaces => Bytes::from(self.workspaces_text()?),
@@ -86,7 +83,7 @@ impl Fs {
                 } else {
                     0o444
                 };
-                let size = self.content(n, None)?.len() as u64;
+                let size = self.content(n)?.len() as u64;
                 (FileType::File, perm, size, session.mtime, slot + 1)
             }
         };
@@ -278,7 +275,12 @@ impl Fs {
         len: u32,
     ) -> Result<Bytes> {
         let node = self.node(id)?;
-        let content = self.content(node, scope)?;
+        if let (Some(sc), Node::OpFile(slot, _)) = (scope, node) {
+            if let Some(out) = self.inner.control.scope_read(sc, slot, len as usize) {
+                return Ok(out);
+            }
+        }
+        let content = self.content(node)?;
         let start = (off.min(content.len() as u64)) as usize;
         let end = (start + len as usize).min(content.len());
         Ok(content.slice(start..end))

@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub(crate) opts: FsOptions,
     /// Outputs of `/.nokv/` commands (see `control`).
     pub(crate) control: crate::control::Results,
+    /// Frontends' cache invalidation callbacks (see `invalidate`).
+    pub(crate) invalidators: Mutex<Vec<(u64, crate::invalidate::Invalidator)>>,
 }
 
 /// Where an operation happens: the view (a workspace, or a read-only snapshot), the layer
@@ -148,6 +150,7 @@ impl Fs {
                 last_read: DashMap::new(),
                 opts,
                 control: crate::control::Results::new(),
+                invalidators: Mutex::new(Vec::new()),
             }),
         };
         fs.reap_orphans()?;

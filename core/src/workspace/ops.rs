@@ -7,6 +7,7 @@
 
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::{Ctx, Fs};
+use crate::invalidate::Invalidation;
 use crate::meta::records::{Base, Dentry, Inode, Mount, SnapshotRecord, WorkspaceRecord};
 use crate::meta::{keys, ReadPoint, Txn, HEAD};
 use crate::types::{FileId, FileType, Timestamp};
@@ -31,6 +32,10 @@ impl Fs {
             let _w = self.inner.writer.lock();
             self.clone_locked(src_id, parent, name.as_bytes())?
         };
+        self.invalidate(&[Invalidation::Entry {
+            parent,
+            name: name.into_bytes(),
+        }]);
         self.sync_metadata().await?;
         self.workspace_info(ws)
     }
@@ -256,6 +261,12 @@ impl Fs {
             txn.commit()?;
             sid
         };
+        if let Some(s) = self.inner.meta.snapshot(sid) {
+            self.invalidate(&[Invalidation::Entry {
+                parent: crate::control::Node::Snapshots.id(),
+                name: s.name.into_bytes(),
+            }]);
+        }
         self.sync_metadata().await?;
         self.snapshots()
             .into_iter()
@@ -266,7 +277,7 @@ impl Fs {
     /// Deletes (unpins) snapshot `name`; what only it could read becomes garbage for
     /// [`Fs::gc`]. File ids inside it become stale.
     pub async fn delete_snapshot(&self, name: &str) -> Result<()> {
-        {
+        let id = {
             let meta = &self.inner.meta;
             let _w = self.inner.writer.lock();
             let (id, snap) = meta.snapshot_by_name(name).ok_or_else(|| {
@@ -276,7 +287,16 @@ impl Fs {
             meta.delete_snapshot(&mut txn, id);
             txn.commit()?;
             meta.recompute_pins();
-        }
+            id
+        };
+        // Outside the writer lock: a frontend's invalidation may wait for its own calls.
+        self.invalidate(&[
+            Invalidation::Entry {
+                parent: crate::control::Node::Snapshots.id(),
+                name: name.as_bytes().to_vec(),
+            },
+            Invalidation::View(id),
+        ]);
         self.sync_metadata().await
     }
 
@@ -288,7 +308,7 @@ impl Fs {
     /// discarded. O(1).
     pub async fn rollback(&self, path: &str, snapshot: &str) -> Result<()> {
         let id = self.resolve(path)?;
-        {
+        let ws = {
             let meta = &self.inner.meta;
             let _w = self.inner.writer.lock();
             let (ws, mut rec) = self.workspace_root(id, path)?;
@@ -337,7 +357,9 @@ impl Fs {
                 }
             }
             txn.commit()?;
-        }
+            ws
+        };
+        self.invalidate(&[Invalidation::View(ws)]);
         self.sync_metadata().await
     }
 
@@ -346,7 +368,7 @@ impl Fs {
     /// unless a snapshot still pins them. O(1) (per nested workspace).
     pub async fn discard(&self, path: &str) -> Result<()> {
         let id = self.resolve(path)?;
-        {
+        let (ws, m) = {
             let meta = &self.inner.meta;
             let _w = self.inner.writer.lock();
             let (ws, rec) = self.workspace_root(id, path)?;
@@ -359,7 +381,15 @@ impl Fs {
             let mut txn = meta.txn(self.ctx_mut(m.ws)?.head);
             self.discard_in(&mut txn, ws)?;
             txn.commit()?;
-        }
+            (ws, m)
+        };
+        self.invalidate(&[
+            Invalidation::Entry {
+                parent: FileId::new(m.ws, m.dir),
+                name: m.name,
+            },
+            Invalidation::View(ws),
+        ]);
         self.sync_metadata().await
     }
 
@@ -438,6 +468,17 @@ impl Fs {
             let _w = self.inner.writer.lock();
             self.promote_locked(id, path)?;
         }
+        let mut changed = vec![
+            Invalidation::View(base.ws),
+            Invalidation::View(id.workspace()),
+        ];
+        if let Some(m) = frec0.mount {
+            changed.push(Invalidation::Entry {
+                parent: FileId::new(m.ws, m.dir),
+                name: m.name,
+            });
+        }
+        self.invalidate(&changed);
         self.sync_metadata().await
     }
 
