@@ -43,9 +43,10 @@ mount_nokv() {
     "$nokv" --data "$work/nokv-data" mount --background "$work/nokv" >/dev/null 2>"$work/nokv.log"
 }
 mount_jfs() {
-    juicefs mount -d --no-usage-report "sqlite3://$work/jfs.db" "$work/jfs" >/dev/null 2>&1
+    juicefs mount -d --no-usage-report --cache-dir "$work/jfs-cache" --log "$work/jfs.log" \
+        "sqlite3://$work/jfs.db" "$work/jfs" >/dev/null 2>&1
 }
-juicefs format --storage file --bucket "$work/jfs-objects/" --no-update \
+juicefs format --storage file --bucket "$work/jfs-objects/" --trash-days 0 \
     "sqlite3://$work/jfs.db" bench >/dev/null 2>&1
 mount_nokv
 mount_jfs

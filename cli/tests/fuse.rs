@@ -290,7 +290,8 @@ fn pjdfstest_passes_over_the_mount() {
         .find(|l| l.starts_with("Summary:"))
         .unwrap_or_else(|| {
             panic!(
-                "no summary:\n{text}\n{}",
+                "no summary ({}):\n{text}\n{}",
+                out.status,
                 String::from_utf8_lossy(&out.stderr)
             )
         })
