@@ -97,7 +97,8 @@ fi
 
 # ---- Tools from crates.io ----------------------------------------------------------------------
 
-# fsx and pjdfstest, copied into the kernel NFS client VM by cli/tests/kernel_nfs.rs, built into
+# fsx and pjdfstest, run over the FUSE mount by cli/tests/fuse.rs and copied into the kernel NFS
+# client VM by cli/tests/kernel_nfs.rs, built into
 # /var/cache/nokv-tools (NOKV_TOOLS) at pinned versions. Building them takes a few minutes, once.
 tools=${NOKV_TOOLS:-/var/cache/nokv-tools}
 have=$(cargo install --root "$tools" --list 2>/dev/null || true)

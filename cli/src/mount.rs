@@ -4,8 +4,8 @@
 //! line once the mount is live, then serves in the foreground (logs on stderr) until it is
 //! unmounted from outside or gets SIGINT/SIGTERM; either way it unmounts, closes the volume
 //! (publishing pending writes, making metadata durable) and exits 0. `--background`
-//! re-runs the same command detached (new session) and returns once that child printed its
-//! ready line. Mounts use `auto_unmount` by default: if the server dies, `fusermount3`
+//! re-runs the same command detached (new session, logs appended to `DATA/mount.log`) and
+//! returns once that child printed its ready line. Mounts use `auto_unmount` by default: if the server dies, `fusermount3`
 //! removes the mount, so no stale mount is left.
 //!
 //! `umount` unmounts DIR and then waits until the serving process has closed the volume
@@ -29,6 +29,8 @@ use crate::serve::StopSignals;
 
 /// Mount sources start with this, followed by the data directory.
 const FSNAME_PREFIX: &str = "nokv:";
+/// Where a `--background` server's logs go, inside the data directory.
+const LOG_FILE: &str = "mount.log";
 /// How long `umount` waits for the server to close the volume.
 const CLOSE_WAIT: Duration = Duration::from_secs(120);
 
@@ -93,7 +95,7 @@ pub struct UmountArgs {
 /// Runs `nokv mount` to completion.
 pub fn mount(data: &Path, args: &MountArgs) -> Result<(), CliError> {
     if args.background {
-        return background();
+        return background(data);
     }
     crate::init_logging("info")?;
     let mut cfg = volume_config(data, &args.s3, process_env)?;
@@ -235,17 +237,24 @@ fn ready_line(line: &str) {
 
 /// `--background`: runs this command again without it, in a new session, and returns once
 /// the child printed its ready line (its exit status if it failed first).
-fn background() -> Result<(), CliError> {
+fn background(data: &Path) -> Result<(), CliError> {
     let exe = std::env::current_exe().map_err(CliError::io("finding the nokv binary"))?;
     let args: Vec<_> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--background")
         .collect();
+    // The detached server must not hold the caller's stderr open: it logs to DATA/mount.log.
+    std::fs::create_dir_all(data).map_err(CliError::io("--data"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join(LOG_FILE))
+        .map_err(CliError::io("opening the mount log"))?;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(log);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {

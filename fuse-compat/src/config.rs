@@ -24,7 +24,8 @@ pub struct MountConfig {
     pub entry_timeout: f64,
     /// Seconds the kernel may cache the absence of a name (0 disables negative caching).
     pub negative_timeout: f64,
-    /// Kernel request reader threads (each request then runs on the async runtime).
+    /// Kernel request reader threads (metadata requests run on them, data requests on the
+    /// async runtime).
     pub threads: usize,
     /// Shown as the mount source (`df`, `/proc/mounts`).
     pub fsname: String,
@@ -41,7 +42,7 @@ impl Default for MountConfig {
             attr_timeout: 1.0,
             entry_timeout: 1.0,
             negative_timeout: 1.0,
-            threads: 2,
+            threads: 4,
             fsname: "nokv".into(),
         }
     }

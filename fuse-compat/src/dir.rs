@@ -10,7 +10,10 @@ use crate::convert::{errno, kind};
 use crate::handles::Handle;
 use crate::shared::State;
 
+/// Entries fetched from the core per step: about what fits in the kernel's 4 KiB listing
+/// buffer (plain entries ~32 bytes, readdirplus entries ~160), so little is fetched twice.
 const BATCH: usize = 128;
+const BATCH_PLUS: usize = 26;
 
 /// Opens directory `id` (read permission is checked by each listing).
 pub(crate) async fn opendir(s: &State, id: FileId, _c: &Caller) -> Result<u64> {
@@ -66,7 +69,7 @@ pub(crate) async fn readdirplus(
 ) {
     let mut cookie = offset;
     loop {
-        let (entries, done) = match s.fs.readdir(id, cookie, BATCH, c).await {
+        let (entries, done) = match s.fs.readdir(id, cookie, BATCH_PLUS, c).await {
             Ok(r) => r,
             Err(e) => return reply.error(errno(&e)),
         };

@@ -162,6 +162,9 @@ impl FuseMount {
             err,
         };
         drop(self.invalidations.take());
+        // Done here rather than by `fusermount3`: its auto-unmount watcher only unmounts a
+        // mount whose server is gone, and this server is still alive.
+        kernel_unmount(&self.path).map_err(err)?;
         self.unmounter.unmount().map_err(err)?;
         if let Some(t) = self.thread.take() {
             match t.join() {
@@ -176,9 +179,49 @@ impl FuseMount {
 impl Drop for FuseMount {
     fn drop(&mut self) {
         drop(self.invalidations.take());
+        if self.thread.is_some() {
+            let _ = kernel_unmount(&self.path);
+        }
         let _ = self.unmounter.unmount();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Unmounts `path`: plainly, or lazily when busy (the kernel then ends the session once the
+/// last user is gone); through `fusermount3 -u -z` when not allowed (not root).
+fn kernel_unmount(path: &Path) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::other("mount point contains NUL"))?;
+    // SAFETY: `c` is a valid NUL-terminated path.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // Not mounted (any more).
+        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
+        Some(libc::EBUSY) => {
+            tracing::warn!(path = %path.display(), "mount busy: detaching it lazily");
+            // SAFETY: as above.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        }
+        Some(libc::EPERM) => {
+            let st = std::process::Command::new("fusermount3")
+                .args(["-u", "-z"])
+                .arg(path)
+                .status()?;
+            if st.success() {
+                Ok(())
+            } else {
+                Err(std::io::Error::other(format!("fusermount3 -u -z: {st}")))
+            }
+        }
+        _ => Err(e),
     }
 }

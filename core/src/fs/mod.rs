@@ -9,7 +9,8 @@
 //! makes everything durable within milliseconds anyway; see `docs/semantics.md`).
 //!
 //! Submodules: `namespace` (lookup, create, link, unlink, rename), `attr` (getattr,
-//! setattr, access, statfs), `dir` (readdir), `xattr`, `file` (open/read/write/flush/fsync).
+//! setattr, access, statfs), `dir` (readdir), `xattr`, `file` (open/read/write/flush/fsync),
+//! `range` (allocate, punch hole, seek data/hole, copy range).
 
 mod attr;
 mod dir;
