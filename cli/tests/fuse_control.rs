@@ -1,6 +1,7 @@
 //! The `/.nokv/` control files through a real FUSE mount (`nokv mount`), driven by bash as an
 //! agent would: the seed workflow with control files only (snapshot, 100 forks, per-fork
-//! diffs, rollback, discard, promote, gc), bad input on every control file (the write
+//! diffs, rollback, discard, promote, gc), the same workflow with only the `nokv` binary
+//! on host paths inside the mount, bad input on every control file (the write
 //! fails with the right errno, `last-error` says why, nothing changes), and eight processes
 //! issuing clone / snapshot / diff at once through their own open files.
 
@@ -177,6 +178,69 @@ fn the_seed_workflow_with_only_control_files() {
     let data = tmp.path().join("vol");
     let m = Mounted::start(&data, &tmp.path().join("mnt"));
     bash(SEED_WORKFLOW, &m.dir);
+    m.stop();
+    fsck_clean(&data);
+}
+
+/// The same workflow with only the `nokv` binary for workspace operations, given host paths
+/// inside the mount (translated by the running `nokv mount`'s admin socket); files are
+/// changed through the mount. `$N` runs `nokv --data DATA`.
+const SEED_WORKFLOW_CLI: &str = r#"
+mkdir $M/base $M/forks || fail "mkdir"
+for i in $(seq 0 9); do echo "base file $i" > $M/base/f$i || fail "base f$i"; done
+head -c 204800 /dev/zero | tr '\0' 'b' > $M/base/big || fail "base big"
+snap=$($N snapshot $M/base --name v1 --json) || fail "snapshot"
+case "$snap" in *'"name":"base@v1","path":"/base"'*) ;; *) fail "snapshot: $snap";; esac
+for i in $(seq 0 99); do
+  $N clone $M/base $M/forks/f$i > /dev/null || fail "clone f$i"
+done
+[ "$($N workspaces | grep -c /forks/)" = 100 ] || fail "workspaces: $($N workspaces)"
+for i in $(seq 0 99); do
+  m=$((i % 10)); d=$(((i + 3) % 10))
+  echo "fork $i" > $M/forks/f$i/f$m || fail "modify f$i"
+  echo added > $M/forks/f$i/new-$i || fail "add f$i"
+  rm $M/forks/f$i/f$d || fail "delete f$i"
+done
+head -c 102400 /dev/zero | tr '\0' 'o' > $M/forks/f1/own-big || fail "own-big"
+( cd $M/forks && for i in $(seq 0 99); do
+  m=$((i % 10)); d=$(((i + 3) % 10))
+  want=$(printf 'M /f%s\nA /new-%s\nD /f%s\n' $m $i $d; [ $i = 1 ] && echo "A /own-big")
+  want=$(echo "$want" | sort -k2)
+  # A relative host path too: it is resolved against the working directory.
+  got=$($N diff /base f$i) || fail "diff f$i"
+  [ "$got" = "$want" ] || fail "diff of f$i: got [$got] want [$want]"
+done ) || exit 1
+$N rollback $M/forks/f0 base@v1 > /dev/null || fail "rollback"
+diff -r $M/forks/f0 $M/.nokv/snapshots/base@v1 || fail "f0 after rollback differs from base@v1"
+cp -a $M/forks/f2 /tmp/nokv-fuse-cli-f2.$$ || fail "copy f2"
+$N promote $M/forks/f2 > /dev/null || fail "promote"
+diff -r $M/base /tmp/nokv-fuse-cli-f2.$$ || fail "base after promote differs from f2"
+rm -rf /tmp/nokv-fuse-cli-f2.$$
+[ ! -e $M/forks/f2 ] || fail "promoted fork still there"
+$N gc --grace 0 > /dev/null || fail "gc"
+$N discard $M/forks/f1 > /dev/null || fail "discard"
+[ ! -e $M/forks/f1 ] || fail "discarded fork still there"
+gc=$($N gc --grace 0 --json) || fail "gc after discard"
+case "$gc" in *'"bytes":102400,'*'"objects":1,'*) ;; *) fail "gc freed: $gc";; esac
+[ "$(cat $M/.nokv/snapshots/base@v1/f5)" = "base file 5" ] || fail "snapshot f5"
+[ "$(wc -c < $M/.nokv/snapshots/base@v1/big)" = 204800 ] || fail "snapshot big"
+for i in $(seq 3 99); do
+  m=$((i % 10)); d=$(((i + 3) % 10))
+  [ "$(cat $M/forks/f$i/f$m)" = "fork $i" ] || fail "f$i/f$m"
+  [ "$(cat $M/forks/f$i/new-$i)" = "added" ] || fail "f$i/new-$i"
+  [ ! -e $M/forks/f$i/f$d ] || fail "f$i/f$d came back"
+  [ "$(wc -c < $M/forks/f$i/big)" = 204800 ] || fail "f$i/big"
+done
+[ "$($N workspaces | grep -c /forks/)" = 98 ] || fail "workspaces: $($N workspaces)"
+"#;
+
+#[test]
+fn the_seed_workflow_with_only_the_cli_on_host_paths_in_the_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("vol");
+    let m = Mounted::start(&data, &tmp.path().join("mnt"));
+    let script = format!("N=\"{BIN} --data {}\"\n{SEED_WORKFLOW_CLI}", data.display());
+    bash(&script, &m.dir);
     m.stop();
     fsck_clean(&data);
 }

@@ -5,59 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::*;
-
-/// Where a path's directory is and the handle of the file, looked up from the root.
-async fn walk(c: &mut Conn, root: &nfs_fh3, path: &str) -> Result<nfs_fh3, nfsstat3> {
-    let mut cur = root.clone();
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        cur = lookup(c, &cur, part).await?;
-    }
-    Ok(cur)
-}
-
-async fn put(c: &mut Conn, root: &nfs_fh3, path: &str, data: &[u8]) {
-    let (dir, file) = path.rsplit_once('/').unwrap();
-    let d = walk(c, root, dir).await.unwrap();
-    let f = create(c, &d, file, createhow3::UNCHECKED(mode(0o644)))
-        .await
-        .unwrap();
-    let trunc = SETATTR3args {
-        object: f.clone(),
-        new_attributes: sattr3 {
-            size: set_size3::Some(0),
-            ..Default::default()
-        },
-        guard: sattrguard3::None,
-    };
-    st(c.setattr(&trunc).await.unwrap()).unwrap();
-    write(c, &f, 0, data, stable_how::FILE_SYNC).await.unwrap();
-}
-
-async fn cat(c: &mut Conn, root: &nfs_fh3, path: &str) -> Result<Vec<u8>, nfsstat3> {
-    let f = walk(c, root, path).await?;
-    let mut out = Vec::new();
-    loop {
-        let (data, eof) = read(c, &f, out.len() as u64, 64 * 1024).await?;
-        out.extend_from_slice(&data);
-        if eof || data.is_empty() {
-            return Ok(out);
-        }
-    }
-}
-
-async fn remove(c: &mut Conn, root: &nfs_fh3, path: &str) -> Result<(), nfsstat3> {
-    let (dir, file) = path.rsplit_once('/').unwrap();
-    let d = walk(c, root, dir).await?;
-    st(c.remove(&REMOVE3args {
-        object: dirop(&d, file),
-    })
-    .await
-    .unwrap())
-    .map(|_| ())
-}
 
 /// Writes `line` to control file `op` of `session` (`""`: the default session), as an
 /// agent would, and reads back `result` (on success) or `last-error` (on failure).
@@ -86,42 +34,6 @@ async fn ctl(
             text(cat(c, root, &format!("{dir}/last-error")).await.unwrap()),
         )),
     }
-}
-
-async fn names(c: &mut Conn, dir: &nfs_fh3) -> Vec<String> {
-    let (mut plain, _) = list(c, dir, false).await;
-    let (mut plus, _) = list(c, dir, true).await;
-    plain.sort();
-    plus.sort();
-    assert_eq!(plain, plus);
-    plain
-}
-
-/// Files of the base: name -> content. `big` is stored as a block object, the rest inline.
-fn base_files() -> BTreeMap<String, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for i in 0..10 {
-        m.insert(format!("f{i}"), format!("base file {i}\n").into_bytes());
-    }
-    m.insert("big".into(), vec![7u8; 200 * 1024]);
-    m
-}
-
-/// Reads every file of the tree at `path` (flat: the test trees have no subdirectories).
-async fn tree(c: &mut Conn, root: &nfs_fh3, path: &str) -> BTreeMap<String, Vec<u8>> {
-    let d = walk(c, root, path)
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e:?}"));
-    let mut out = BTreeMap::new();
-    for n in names(c, &d).await {
-        if n != "." && n != ".." {
-            let data = cat(c, root, &format!("{path}/{n}"))
-                .await
-                .unwrap_or_else(|e| panic!("{path}/{n}: {e:?}"));
-            out.insert(n, data);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
