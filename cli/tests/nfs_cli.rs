@@ -40,39 +40,9 @@ async fn the_seed_workflow_with_only_the_cli_over_nfs() {
             "{out}"
         );
     }
-    // Each fork modifies one file, adds one and deletes another, through NFS.
-    let mut expected = Vec::new();
-    for i in 0..FORKS {
-        let (m, d) = (i % 10, (i + 3) % 10);
-        let fork = format!("/forks/f{i}");
-        put(
-            &mut c,
-            &root,
-            &format!("{fork}/f{m}"),
-            format!("fork {i}\n").as_bytes(),
-        )
-        .await;
-        put(&mut c, &root, &format!("{fork}/new-{i}"), b"added\n").await;
-        remove(&mut c, &root, &format!("{fork}/f{d}"))
-            .await
-            .unwrap();
-        let mut want = vec![
-            (format!("/f{m}"), 'M'),
-            (format!("/new-{i}"), 'A'),
-            (format!("/f{d}"), 'D'),
-        ];
-        if i == 1 {
-            want.push(("/own-big".to_string(), 'A'));
-        }
-        want.sort();
-        expected.push(
-            want.into_iter()
-                .map(|(p, l)| format!("{l} {p}\n"))
-                .collect::<String>(),
-        );
-    }
-    // Fork 1's big file is its own block object: the one thing its discard frees.
-    put(&mut c, &root, "/forks/f1/own-big", &[9u8; 100 * 1024]).await;
+    // Each fork modifies one file, adds one and deletes another, through NFS; fork 1's big
+    // file is its own block object: the one thing its discard frees.
+    let expected = edit_forks(&mut c, &root, FORKS).await;
     for (i, want) in expected.iter().enumerate() {
         let got = nokv.ok(&["diff", "/base", &format!("/forks/f{i}")]);
         assert_eq!(&got, want, "diff of fork {i}");

@@ -68,42 +68,9 @@ async fn the_seed_workflow_with_only_control_files() {
             "{out}"
         );
     }
-    // Each fork modifies one file, adds one and deletes another, chosen by its number.
-    let mut expected = Vec::new();
-    for i in 0..FORKS {
-        let (m, d) = (i % 10, (i + 3) % 10);
-        let fork = format!("/forks/f{i}");
-        put(
-            &mut c,
-            &root,
-            &format!("{fork}/f{m}"),
-            format!("fork {i}\n").as_bytes(),
-        )
-        .await;
-        put(&mut c, &root, &format!("{fork}/new-{i}"), b"added\n").await;
-        remove(&mut c, &root, &format!("{fork}/f{d}"))
-            .await
-            .unwrap();
-        let mut want = vec![
-            (format!("/f{m}"), 'M'),
-            (format!("/new-{i}"), 'A'),
-            (format!("/f{d}"), 'D'),
-        ];
-        want.sort();
-        expected.push(
-            want.into_iter()
-                .map(|(p, l)| format!("{l} {p}\n"))
-                .collect::<String>(),
-        );
-    }
-    // The big file of fork 1 is its own block object: the one thing its discard frees.
-    put(&mut c, &root, "/forks/f1/own-big", &[9u8; 100 * 1024]).await;
-    expected[1] = {
-        let mut lines: Vec<&str> = expected[1].lines().collect();
-        lines.push("A /own-big");
-        lines.sort_by_key(|l| l[2..].to_string());
-        lines.iter().map(|l| format!("{l}\n")).collect()
-    };
+    // Each fork modifies one file, adds one and deletes another; fork 1's big file is its
+    // own block object: the one thing its discard frees.
+    let expected = edit_forks(&mut c, &root, FORKS).await;
     for (i, want) in expected.iter().enumerate() {
         let line = format!("/base /forks/f{i}\n");
         let got = ctl(&mut c, &root, "", "diff", line.as_bytes())

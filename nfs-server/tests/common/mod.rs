@@ -398,3 +398,39 @@ pub async fn tree(c: &mut Conn, root: &nfs_fh3, path: &str) -> BTreeMap<String, 
     }
     out
 }
+
+/// Changes forks `/forks/f0..fN` of the seed workflow through NFS: fork `i` modifies
+/// `f{i%10}`, adds `new-{i}` and deletes `f{(i+3)%10}`; fork 1 also gets `own-big`, a block
+/// object only it references. Returns each fork's expected diff against the base.
+pub async fn edit_forks(c: &mut Conn, root: &nfs_fh3, forks: usize) -> Vec<String> {
+    let mut expected = Vec::new();
+    for i in 0..forks {
+        let (m, d) = (i % 10, (i + 3) % 10);
+        let fork = format!("/forks/f{i}");
+        put(
+            c,
+            root,
+            &format!("{fork}/f{m}"),
+            format!("fork {i}\n").as_bytes(),
+        )
+        .await;
+        put(c, root, &format!("{fork}/new-{i}"), b"added\n").await;
+        remove(c, root, &format!("{fork}/f{d}")).await.unwrap();
+        let mut want = vec![
+            (format!("/f{m}"), 'M'),
+            (format!("/new-{i}"), 'A'),
+            (format!("/f{d}"), 'D'),
+        ];
+        if i == 1 {
+            want.push(("/own-big".to_string(), 'A'));
+        }
+        want.sort();
+        expected.push(
+            want.into_iter()
+                .map(|(p, l)| format!("{l} {p}\n"))
+                .collect(),
+        );
+    }
+    put(c, root, "/forks/f1/own-big", &[9u8; 100 * 1024]).await;
+    expected
+}
