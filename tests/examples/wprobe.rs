@@ -86,7 +86,7 @@ fn main() {
                 h.await.unwrap();
             }
             let t = Instant::now();
-            store.sync().await.unwrap();
+            store.sync().unwrap();
             t.elapsed()
         });
         println!(

@@ -2,9 +2,10 @@
 //!
 //! Writes go into a per-file write session (`data::session`); reads merge the session's
 //! staged blocks with committed blocks. Publishing (flush, fsync, release, NFS COMMIT, and
-//! before a truncate) uploads every dirty block, waits for all uploads, makes them durable
-//! (`ObjectStore::sync`), then writes the new chunk manifests, size and mtime in one
-//! metadata transaction (invariant D1: objects first).
+//! before a truncate) uploads every dirty block, waits for all uploads, then writes the new
+//! chunk manifests, size and mtime in one metadata transaction. The group committer makes
+//! the objects durable (`ObjectStore::sync`) before it commits that transaction (invariant
+//! D1: objects first; commit invariant C5), so a publish never waits for an fsync.
 //! Files up to `INLINE_MAX` bytes are published inline in their inode record instead.
 
 use std::collections::BTreeMap;
@@ -544,10 +545,8 @@ impl Fs {
                 // Blocks that failed are dirty again; finished uploads stay for the retry.
                 return Err(e);
             }
-            // D1: the objects are durable before the metadata that references them. If this
-            // fails the uploads stay; a store never reports them durable later unless they
-            // are (the `ObjectStore::sync` contract).
-            self.inner.data.objects.sync().await?;
+            // D1 (objects durable before the metadata referencing them) is the committer's
+            // job: it syncs the object store before the store commit (commit invariant C5).
         }
         {
             let _w = self.inner.writer.lock();
@@ -612,7 +611,6 @@ impl Fs {
                     .objects
                     .put(&key, Bytes::from(d.clone()))
                     .await?;
-                self.inner.data.objects.sync().await?;
                 Ok(Some(BlockRef {
                     generation,
                     owner: id.ino(),
@@ -722,7 +720,7 @@ mod tests {
         ) -> Result<Bytes, ObjectError> {
             self.inner.get_range(key, range).await
         }
-        async fn sync(&self) -> Result<(), ObjectError> {
+        fn sync(&self) -> Result<(), ObjectError> {
             if self.failing_sync.load(Ordering::SeqCst) {
                 return Err(ObjectError::new(
                     ObjectErrorKind::Other,
@@ -857,33 +855,39 @@ mod tests {
         assert_reads(&fs, id, &model, "published").await;
     }
 
-    /// A failed object-store sync publishes nothing; the data stays readable and the next
-    /// fsync publishes it whole.
+    /// A failed object-store sync makes nothing durable after it: the fsync fails, the
+    /// metadata referencing the unsynced objects never reaches the store, and every later
+    /// durable operation fails too (a failed fsync may have lost the pages, so the volume
+    /// must be reopened), while the data stays readable in the process.
     #[tokio::test]
-    async fn a_failed_object_sync_publishes_nothing() {
+    async fn a_failed_object_sync_makes_nothing_durable() {
         let tmp = tempfile::tempdir().unwrap();
         let objects = Arc::new(SyncFails::default());
-        let fs = fs_with(tmp.path(), objects.clone(), 256 << 20);
+        let store = Arc::new(MemStore::new());
+        let mut opts = FsOptions::new("vol", tmp.path().join("staging"));
+        opts.dirty_bytes = 256 << 20;
+        let fs = Fs::new(store.clone(), objects.clone(), opts.clone()).unwrap();
         let id = fs
             .create(fs.root(), b"f", 0o644, &ROOT, true)
             .await
             .unwrap()
             .id;
+        fs.fsync(id).await.unwrap();
         let mut model = Vec::new();
         write_both(&fs, id, &mut model, 0, &pattern(2 * B + 99, 1)).await;
         objects.failing_sync.store(true, Ordering::SeqCst);
         let err = fs.fsync(id).await.unwrap_err();
         assert!(err.to_string().contains("injected"), "{err}");
-        let ctx = fs.ctx(id.workspace()).unwrap();
-        assert_eq!(
-            fs.load(&ctx, id.ino()).unwrap().0.size,
-            0,
-            "published anyway"
-        );
         assert_reads(&fs, id, &model, "after the failed sync").await;
         objects.failing_sync.store(false, Ordering::SeqCst);
-        fs.fsync(id).await.unwrap();
-        fs.inner.sessions.remove(&id);
-        assert_reads(&fs, id, &model, "published").await;
+        let err = fs.sync_metadata().await.unwrap_err();
+        assert!(err.to_string().contains("injected"), "poisoned: {err}");
+        // What the store holds is the state before the failed sync.
+        let reopened = Fs::new(store, Arc::new(MemObjectStore::default()), opts).unwrap();
+        let found = reopened.lookup(reopened.root(), b"f", &ROOT).await.unwrap();
+        assert_eq!(
+            found.size, 0,
+            "metadata of unsynced objects reached the store"
+        );
     }
 }

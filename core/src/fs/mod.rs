@@ -132,7 +132,21 @@ impl Fs {
                 let _ = std::fs::remove_file(e.path());
             }
         }
-        let meta = Meta::open(store, Timestamp::now(), opts.root_owner)?;
+        // D1 without a wait in the data path: the committer makes every object put so far
+        // durable before each metadata commit (commit invariant C5).
+        let barrier_objects = Arc::clone(&objects);
+        let barrier: crate::meta::Barrier = Box::new(move || {
+            barrier_objects.sync().map_err(|e| {
+                let msg = format!("object store: {e}");
+                match e.kind() {
+                    crate::object::ObjectErrorKind::NoSpace => {
+                        crate::store::StoreError::NoSpace(msg)
+                    }
+                    _ => crate::store::StoreError::Io(msg),
+                }
+            })
+        });
+        let meta = Meta::open(store, Timestamp::now(), opts.root_owner, barrier)?;
         let data = Arc::new(DataPath {
             objects,
             volume: opts.volume_id.clone(),

@@ -39,6 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::store::{MetaStore, Op};
 use crate::types::ROOT_INO;
+pub(crate) use commit::Barrier;
 use commit::{Committer, Seq};
 pub use records::ReadPoint;
 use records::{ChunkManifest, Dentry, Inode, LayerRecord, SnapshotRecord, WorkspaceRecord};
@@ -130,8 +131,9 @@ impl Meta {
         store: Arc<dyn MetaStore>,
         now: crate::types::Timestamp,
         owner: (u32, u32),
+        barrier: commit::Barrier,
     ) -> Result<Meta> {
-        let commit = Committer::new(store);
+        let commit = Committer::new(store, barrier);
         let meta = Meta {
             commit,
             layers: RwLock::new(HashMap::new()),

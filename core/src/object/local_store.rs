@@ -65,7 +65,7 @@ pub struct LocalStore {
     seq: AtomicU64,
     pending: Mutex<Pending>,
     /// Serializes syncs (invariant 2).
-    sync_lock: tokio::sync::Mutex<()>,
+    sync_lock: Mutex<()>,
     /// The first sync failure (invariant 3).
     poisoned: Mutex<Option<ObjectError>>,
     syncer: Syncer,
@@ -102,7 +102,7 @@ impl LocalStore {
             tmp_prefix: format!("{}-{nanos}", std::process::id()),
             seq: AtomicU64::new(0),
             pending: Mutex::new(Pending::default()),
-            sync_lock: tokio::sync::Mutex::new(()),
+            sync_lock: Mutex::new(()),
             poisoned: Mutex::new(None),
             syncer: Arc::new(|p: &Path| File::open(p)?.sync_all()),
             hinter: Hinter::start(),
@@ -271,8 +271,8 @@ impl ObjectStore for LocalStore {
         .map_err(|e| self.error("read", key, &e))
     }
 
-    async fn sync(&self) -> Result<(), ObjectError> {
-        let _serial = self.sync_lock.lock().await;
+    fn sync(&self) -> Result<(), ObjectError> {
+        let _serial = self.sync_lock.lock();
         if let Some(e) = self.poisoned.lock().clone() {
             return Err(e);
         }
@@ -284,9 +284,7 @@ impl ObjectStore for LocalStore {
         if paths.is_empty() {
             return Ok(());
         }
-        let syncer = Arc::clone(&self.syncer);
-        let result = blocking(move || sync_all(paths, &syncer)).await;
-        result.map_err(|e| {
+        sync_all(paths, &self.syncer).map_err(|e| {
             let kind = io_kind(&e).unwrap_or(ObjectErrorKind::Other);
             let err = ObjectError::new(
                 kind,
@@ -460,7 +458,7 @@ mod tests {
         s.put("blocks/v/1/7/0/0", pattern(10, 1)).await.unwrap();
         s.put("blocks/v/1/7/0/1", pattern(10, 2)).await.unwrap();
         s.put("blocks/v/2/8/0/0", pattern(10, 3)).await.unwrap();
-        s.sync().await.unwrap();
+        s.sync().unwrap();
         let mut got: Vec<String> = log
             .lock()
             .drain(..)
@@ -488,10 +486,10 @@ mod tests {
         ];
         assert_eq!(got, want);
         // Nothing new: nothing to fsync. A deleted, never-synced object is not fsynced.
-        s.sync().await.unwrap();
+        s.sync().unwrap();
         s.put("blocks/v/3", pattern(1, 4)).await.unwrap();
         s.delete("blocks/v/3").await.unwrap();
-        s.sync().await.unwrap();
+        s.sync().unwrap();
         let got = log.lock().clone();
         assert!(got.iter().all(|p| !p.ends_with("blocks/v/3")), "{got:?}");
         // A synced object reads back from a fresh store on the same directory.
@@ -507,13 +505,13 @@ mod tests {
         let (s, _log) = recording(&dir, Some("bad"));
         s.put("ok/1", pattern(10, 1)).await.unwrap();
         s.put("bad/1", pattern(10, 2)).await.unwrap();
-        let err = s.sync().await.unwrap_err();
+        let err = s.sync().unwrap_err();
         assert!(err.to_string().contains("bad"), "{err}");
         assert!(err.to_string().contains("reopened"), "{err}");
         // The objects stay readable, but no later sync may report anything durable.
         assert_eq!(s.get_range("bad/1", 0..10).await.unwrap(), pattern(10, 2));
         s.put("ok/2", pattern(10, 3)).await.unwrap();
-        assert!(s.sync().await.is_err());
-        assert!(s.sync().await.is_err());
+        assert!(s.sync().is_err());
+        assert!(s.sync().is_err());
     }
 }

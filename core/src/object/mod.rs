@@ -98,7 +98,10 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// fails. After a failure, a later `sync` MUST NOT report those puts durable unless they
     /// are (the local store keeps failing until reopened). Backends whose puts are durable
     /// when acknowledged (S3) need not override it.
-    async fn sync(&self) -> Result<(), ObjectError> {
+    ///
+    /// Blocking: the metadata committer calls it on its own thread before every metadata
+    /// commit (commit invariant C5); never call it from an async task.
+    fn sync(&self) -> Result<(), ObjectError> {
         Ok(())
     }
 

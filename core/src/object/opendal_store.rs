@@ -419,27 +419,18 @@ impl ObjectStore for OpendalStore {
             .collect())
     }
 
-    async fn sync(&self) -> Result<(), ObjectError> {
+    fn sync(&self) -> Result<(), ObjectError> {
         let Backend::Fs { root } = &self.backend else {
             return Ok(()); // S3 puts are durable when acknowledged.
         };
         let dirs: Vec<std::path::PathBuf> = std::mem::take(&mut *self.unsynced_dirs.lock())
             .into_iter()
             .collect();
-        if dirs.is_empty() {
-            return Ok(());
-        }
-        let root = root.clone();
-        let result = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            // Deepest first, so a parent's entry for a new child is synced after the child.
-            for d in dirs.iter().rev() {
-                std::fs::File::open(d)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r);
+        // Deepest first, so a parent's entry for a new child is synced after the child.
+        let result = dirs
+            .iter()
+            .rev()
+            .try_for_each(|d| std::fs::File::open(d)?.sync_all());
         result.map_err(|e| {
             let kind = io_kind(&e).unwrap_or(ObjectErrorKind::Other);
             ObjectError::new(kind, format!("fs:{}: sync: {e}", root.display()))
