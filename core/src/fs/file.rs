@@ -178,9 +178,7 @@ impl Fs {
         if off >= end {
             return Ok(Bytes::new());
         }
-        Ok(Bytes::from(
-            self.read_committed(&ctx, id, &inode, off, end).await?,
-        ))
+        self.read_committed(&ctx, id, &inode, off, end).await
     }
 
     /// Bytes `[from, to)` (inside block `b`) of a block the session holds.
@@ -239,6 +237,10 @@ impl Fs {
     }
 
     /// Committed bytes `[off, end)` of a file (zeros for holes and past block lengths).
+    ///
+    /// A range inside one stored block is returned as a slice of that block's bytes (the
+    /// block cache's, or the range read), without a copy; others are assembled in a
+    /// zero-filled buffer.
     async fn read_committed(
         &self,
         ctx: &Ctx,
@@ -246,21 +248,22 @@ impl Fs {
         inode: &Inode,
         off: u64,
         end: u64,
-    ) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; (end - off) as usize];
+    ) -> Result<Bytes> {
         if off >= end {
-            return Ok(buf);
+            return Ok(Bytes::new());
         }
         if let Data::Inline(d) = &inode.data {
+            let mut buf = vec![0u8; (end - off) as usize];
             let s = (off as usize).min(d.len());
             let e = (end as usize).min(d.len());
             buf[..e - s].copy_from_slice(&d[s..e]);
-            return Ok(buf);
+            return Ok(Bytes::from(buf));
         }
         let sequential = self.inner.last_read.get(&id).is_some_and(|p| *p == off) || off == 0;
         self.inner.last_read.insert(id, end);
         let data = &self.inner.data;
         let mut manifests: BTreeMap<u64, Option<ChunkManifest>> = BTreeMap::new();
+        let mut buf: Option<Vec<u8>> = None;
         let mut pos = off;
         while pos < end {
             let b = pos / BS;
@@ -276,24 +279,51 @@ impl Fs {
                     } else {
                         data.block_range(&key, in_start..in_end).await?
                     };
+                    if buf.is_none()
+                        && pos == off
+                        && seg_end == end
+                        && bytes.len() as u64 == end - off
+                    {
+                        // The whole range, from one block: no copy.
+                        self.read_ahead(ctx, id, inode, end, sequential, &mut manifests)?;
+                        return Ok(bytes);
+                    }
+                    let buf = buf.get_or_insert_with(|| vec![0u8; (end - off) as usize]);
                     let at = (pos - off) as usize;
                     buf[at..at + bytes.len()].copy_from_slice(&bytes);
                 }
             }
             pos = seg_end;
         }
+        self.read_ahead(ctx, id, inode, end, sequential, &mut manifests)?;
+        Ok(Bytes::from(
+            buf.unwrap_or_else(|| vec![0u8; (end - off) as usize]),
+        ))
+    }
+
+    /// After a sequential read ending at `end`: starts fetching the next blocks.
+    fn read_ahead(
+        &self,
+        ctx: &Ctx,
+        id: FileId,
+        inode: &Inode,
+        end: u64,
+        sequential: bool,
+        manifests: &mut BTreeMap<u64, Option<ChunkManifest>>,
+    ) -> Result<()> {
+        let data = &self.inner.data;
         if sequential {
             let last = (end - 1) / BS;
             for nb in last + 1..=last + READ_AHEAD_BLOCKS {
                 if nb * BS >= inode.size {
                     break;
                 }
-                if let Some(r) = self.block_ref(ctx, id.ino(), inode, nb, &mut manifests)? {
+                if let Some(r) = self.block_ref(ctx, id.ino(), inode, nb, manifests)? {
                     data.prefetch(object_key(&data.volume, r.owner, r.generation, nb), r.len);
                 }
             }
         }
-        Ok(buf)
+        Ok(())
     }
 
     fn block_ref(
@@ -372,7 +402,7 @@ impl Fs {
                 self.read_committed(&ctx, id, &inode, bs, committed_end)
                     .await?
             } else {
-                Vec::new()
+                Bytes::new()
             };
             st.make_dirty(budget, b, &content)?;
         }
@@ -496,7 +526,9 @@ impl Fs {
             let content = if st.is_staged(0) {
                 self.read_staged(st, 0, 0, size).await?
             } else {
-                self.read_committed(&ctx, id, &inode0, 0, size).await?
+                self.read_committed(&ctx, id, &inode0, 0, size)
+                    .await?
+                    .to_vec()
             };
             new_inline = Some(content);
         } else {
