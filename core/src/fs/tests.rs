@@ -255,6 +255,22 @@ async fn links_symlinks_special_files_xattrs() {
         ErrorKind::NoData
     );
     assert_eq!(fs.getxattr(f.id, b"user.b", &ROOT).await.unwrap(), b"2");
+    // POSIX ACLs and SELinux labels are refused as unsupported, never stored.
+    for name in [
+        &b"system.posix_acl_access"[..],
+        b"system.posix_acl_default",
+        b"security.selinux",
+    ] {
+        let unsupported =
+            |r: Result<(), FsError>| assert_eq!(r.unwrap_err().kind(), ErrorKind::Unsupported);
+        unsupported(fs.getxattr(f.id, name, &ROOT).await.map(|_| ()));
+        unsupported(fs.setxattr(f.id, name, b"x", XattrMode::Any, &ROOT).await);
+        unsupported(fs.removexattr(f.id, name, &ROOT).await);
+    }
+    fs.setxattr(f.id, b"security.capability", b"c", XattrMode::Any, &ROOT)
+        .await
+        .unwrap();
+    assert_eq!(fs.listxattr(f.id).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

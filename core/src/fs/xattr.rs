@@ -1,5 +1,11 @@
 //! Extended attributes, stored per inode in the `X` family (versioned like every record, so
 //! forks and snapshots see their own xattrs; removal in a fork writes a whiteout).
+//!
+//! POSIX ACLs (`system.posix_acl_access`, `system.posix_acl_default`) and SELinux labels
+//! (`security.selinux`) are not supported: nothing would enforce them, so storing them
+//! would only pretend. Getting, setting or removing them fails with `Unsupported`
+//! (`EOPNOTSUPP`), which tools read as "this filesystem has none": `ls -l` then stops asking
+//! for them on the whole mount after the first file, instead of a FUSE round trip per file.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +25,21 @@ fn check_xattr_name(name: &[u8]) -> Result<()> {
         return Err(FsError::of(ErrorKind::Range));
     }
     Ok(())
+}
+
+/// Names whose semantics the filesystem does not implement (see the module docs).
+fn check_supported(name: &[u8]) -> Result<()> {
+    match name {
+        b"system.posix_acl_access" | b"system.posix_acl_default" => Err(FsError::new(
+            ErrorKind::Unsupported,
+            "POSIX ACLs are not supported",
+        )),
+        b"security.selinux" => Err(FsError::new(
+            ErrorKind::Unsupported,
+            "SELinux labels are not supported",
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_namespace(name: &[u8], caller: &Caller) -> Result<()> {
@@ -44,6 +65,7 @@ impl Fs {
     /// The value of xattr `name` (`NoData` if absent).
     pub async fn getxattr(&self, id: FileId, name: &[u8], caller: &Caller) -> Result<Vec<u8>> {
         check_xattr_name(name)?;
+        check_supported(name)?;
         if crate::control::is_control(id) {
             return Err(FsError::of(ErrorKind::NoData));
         }
@@ -69,6 +91,7 @@ impl Fs {
         caller: &Caller,
     ) -> Result<()> {
         check_xattr_name(name)?;
+        check_supported(name)?;
         check_namespace(name, caller)?;
         if value.len() > XATTR_VALUE_MAX {
             return Err(FsError::new(
@@ -82,6 +105,7 @@ impl Fs {
     /// Removes xattr `name` (`NoData` if absent).
     pub async fn removexattr(&self, id: FileId, name: &[u8], caller: &Caller) -> Result<()> {
         check_xattr_name(name)?;
+        check_supported(name)?;
         check_namespace(name, caller)?;
         self.change_xattr(id, name, None, XattrMode::Replace, caller)
     }
