@@ -143,6 +143,9 @@ struct Snap {
     tree: Tree,
     /// Taken of the view's root directory (not a subdirectory).
     of_root: bool,
+    /// A sub-directory snapshot's root: that directory as it was (its mode and xattrs are
+    /// the snapshot root's, which diff compares). `None` for a view root (not modelled).
+    root: Option<Node>,
     epoch: u64,
     mods: u64,
     /// The base of the view when the snapshot was taken.
@@ -647,6 +650,7 @@ impl Harness {
                     name,
                     ws: view.id,
                     tree,
+                    root: (rel != "/").then(|| view.tree.get(&rel).cloned()).flatten(),
                     of_root: rel == "/",
                     epoch: view.epoch,
                     mods: view.mods,
@@ -714,8 +718,8 @@ impl Harness {
                 }
             }
             Op::Diff(a, b) => {
-                let (pa, ta) = self.any_tree(a);
-                let (pb, tb) = self.any_tree(b);
+                let (pa, ta, root_a) = self.any_tree(a);
+                let (pb, tb, root_b) = self.any_tree(b);
                 let fail =
                     |e: nokv_core::FsError| TestCaseError::fail(format!("diff {pa} {pb}: {e}"));
                 let got: Vec<(String, Change)> = match self.via_control() {
@@ -762,9 +766,31 @@ impl Harness {
                         got
                     );
                 }
+                // The roots: a sub-directory snapshot's root is that directory, whose mode and
+                // xattrs may differ; a view's root is not modelled, so anything goes there.
+                let root_differs = match (&root_a, &root_b) {
+                    (Some(x), Some(y)) => Some(x.strict() != y.strict()),
+                    _ => None,
+                };
+                match root_differs {
+                    Some(true) => prop_assert_eq!(
+                        reported.get("/").copied(),
+                        Some(Change::Modified),
+                        "diff {} {}: the roots differ",
+                        pa,
+                        pb
+                    ),
+                    Some(false) => prop_assert!(
+                        !reported.contains_key("/"),
+                        "diff {pa} {pb} reports / but the roots are the same"
+                    ),
+                    None => {}
+                }
                 for p in reported.keys() {
                     prop_assert!(
-                        ta.contains_key(p) || tb.contains_key(p),
+                        p == "/" && root_differs != Some(false)
+                            || ta.contains_key(p)
+                            || tb.contains_key(p),
                         "diff {pa} {pb} reports unknown {p}"
                     );
                 }
@@ -850,13 +876,18 @@ impl Harness {
     }
 
     /// View or snapshot number `i` (views first): its path and model tree.
-    fn any_tree(&self, i: usize) -> (String, Tree) {
+    /// The path, tree and (when modelled) root directory of view or snapshot `i`.
+    fn any_tree(&self, i: usize) -> (String, Tree, Option<Node>) {
         let i = i % (self.views.len() + self.snaps.len());
         if i < self.views.len() {
-            (self.views[i].path.clone(), self.views[i].tree.clone())
+            (self.views[i].path.clone(), self.views[i].tree.clone(), None)
         } else {
             let s = &self.snaps[i - self.views.len()];
-            (format!("/.nokv/snapshots/{}", s.name), s.tree.clone())
+            (
+                format!("/.nokv/snapshots/{}", s.name),
+                s.tree.clone(),
+                s.root.clone(),
+            )
         }
     }
 
