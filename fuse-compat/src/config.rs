@@ -24,8 +24,8 @@ pub struct MountConfig {
     pub entry_timeout: f64,
     /// Seconds the kernel may cache the absence of a name (0 disables negative caching).
     pub negative_timeout: f64,
-    /// Kernel request reader threads (metadata requests run on them, data requests on the
-    /// async runtime).
+    /// Kernel request reader threads (requests run on them; one that has to wait on I/O
+    /// moves to the async runtime).
     pub threads: usize,
     /// Shown as the mount source (`df`, `/proc/mounts`).
     pub fsname: String,

@@ -1,5 +1,5 @@
 //! The `fuser::Filesystem` implementation: each kernel request is decoded here, run against
-//! the core (metadata requests on the reader thread, data requests as tasks on the async
+//! the core on the reader thread (a data request that has to wait on I/O moves to the async
 //! runtime), and answered from there. No filesystem
 //! semantics live here: permission rules, link counts, times and data all come from
 //! `nokv-core`; this module only translates arguments, handles and replies.
@@ -8,6 +8,8 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Waker};
 use std::time::SystemTime;
 
 use fuser::{
@@ -34,10 +36,23 @@ pub(crate) struct NokvFuse {
 }
 
 impl NokvFuse {
-    /// Runs a request that may wait on I/O (data, publishing, durability) as a task on the
-    /// runtime, so the reader thread goes back to the kernel at once.
+    /// Runs a request that may wait on I/O (data, publishing, durability): it starts on the
+    /// reader thread and, if it completes without waiting (a buffered write, a cached read,
+    /// a publish that only submits), is answered from there; only a request that has to wait
+    /// moves to the runtime, so the reader thread goes back to the kernel at once. On this
+    /// class of machine every hop to another thread costs a wake-up of the other CPU, which
+    /// is most of a small request's latency (docs/benchmarks.md, FUSE round trips).
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, f: F) {
-        self.rt.spawn(f);
+        let mut f: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(f);
+        let first = {
+            let _in_runtime = self.rt.enter();
+            f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        };
+        if first.is_pending() {
+            // The runtime polls the task again at once, which registers its own waker in
+            // place of the no-op one (a future wakes only the waker of its latest poll).
+            self.rt.spawn(f);
+        }
     }
 
     /// Runs a metadata request on the reader thread itself: these complete without waiting
