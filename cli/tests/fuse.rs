@@ -321,6 +321,39 @@ fn pjdfstest_passes_over_the_mount() {
     m.umount();
 }
 
+/// The mount negotiates `FUSE_HANDLE_KILLPRIV_V2`: the kernel leaves clearing setuid/setgid
+/// and capabilities on write, truncation and chown to the server, which must then do it.
+#[test]
+fn writes_and_truncation_by_others_clear_setuid_over_the_mount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, mnt) = (tmp.path().join("data"), tmp.path().join("mnt"));
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let m = Mount::start(&data, &mnt, &["--allow-other"]);
+    let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
+    let cap = "python3 -c 'import os; os.setxattr(\"f\", \"security.capability\", \
+        bytes([0, 0, 0, 2]) + bytes(16))'";
+    let has_cap = "python3 -c 'import os; print(\"security.capability\" in os.listxattr(\"f\"))'";
+    let script = format!(
+        "printf abc > f; chown 65534:65534 f; chmod 6755 f
+         printf d >> f; stat -c %a f
+         {nobody} sh -c 'printf e >> f'; stat -c %a f
+         chmod 6745 f; {nobody} truncate -s 2 f; stat -c '%a %s' f
+         chmod 6755 f; {cap}; {has_cap}; printf g >> f; stat -c %a f; {has_cap}
+         {cap}; chown 65534 f; stat -c %a f; {has_cap}"
+    );
+    assert_eq!(
+        sh(&mnt, &script),
+        "6755\n755\n2745 2\nTrue\n6755\nFalse\n755\nFalse\n",
+        "root keeps setid bits on write; others clear setuid (setgid only when \
+         group-executable); every write and chown drops capabilities; chown clears setid"
+    );
+    m.umount();
+}
+
 fn run_fsx(mnt: &Path, artifacts: &Path, config: &str, ops: u32, seed: u32, name: &str) {
     let fsx = tools().join("bin/fsx");
     let cfg = artifacts.join(format!("{name}.toml"));

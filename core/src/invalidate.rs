@@ -1,4 +1,5 @@
-//! Invalidations: what a workspace operation changed behind a frontend's kernel caches.
+//! Invalidations: what a workspace operation (or a write that cleared setuid) changed
+//! behind a frontend's kernel caches.
 //!
 //! Clone, snapshot, rollback, discard and promote change directory entries and file
 //! contents without any call from the frontend that could tell the kernel (they run from
@@ -25,6 +26,9 @@ pub enum Invalidation {
     /// Any file of view `ws` (a workspace or snapshot id) may have new attributes, data or
     /// entries, or be gone.
     View(u64),
+    /// The attributes of one file changed with no reply that carries them: a write that
+    /// cleared setuid/setgid (`Fs::before_write`).
+    Attributes(FileId),
 }
 
 /// A callback told of every [`Invalidation`]; it must not block for long.

@@ -218,6 +218,10 @@ pub struct SetAttr {
     /// Set the change time to exactly this instead of "now" (for frontends that must
     /// reproduce a given time); it needs no permission beyond the other fields'.
     pub ctime: Option<Timestamp>,
+    /// The change comes through a handle opened for writing (`ftruncate`, `O_TRUNC`): a
+    /// size change then needs no write permission, as on a local filesystem (the open
+    /// checked it).
+    pub opened_for_write: bool,
 }
 
 /// One directory entry returned by `readdir`.

@@ -1,9 +1,11 @@
 //! Kernel cache invalidation for changes the kernel did not make: workspace operations
 //! (clone, discard, rollback, promote, snapshots) run from a control file, the admin socket
 //! or the API change entries and file contents behind the kernel's entry, attribute and
-//! page caches. The core reports them (`nokv_core::invalidate`); this module turns them into
-//! FUSE notifications: `inval_entry` for an entry, `inval_inode` (attributes and all pages)
-//! for every inode of a changed view the kernel holds.
+//! page caches, and a write that clears setuid changes a mode behind the attribute cache.
+//! The core reports them (`nokv_core::invalidate`); this module turns them into FUSE
+//! notifications: `inval_entry` for an entry, `inval_inode` (attributes and all pages) for
+//! every inode of a changed view the kernel holds, `inval_inode` of the attributes alone
+//! for one file.
 //!
 //! Notifications are written by one dedicated thread: the kernel may wait for a directory
 //! lock held by a request this mount has yet to answer, so they must never be written from
@@ -80,6 +82,10 @@ fn notify(s: &Shared, n: &Notifier, what: &Invalidation) {
     match what {
         Invalidation::Entry { parent, name } => {
             let _ = n.inval_entry(s.inos.ino(*parent), OsStr::from_bytes(name));
+        }
+        Invalidation::Attributes(id) => {
+            // A negative offset drops the attributes only, not the page cache.
+            let _ = n.inval_inode(s.inos.ino(*id), -1, 0);
         }
         Invalidation::View(ws) => {
             let mut inos = s.lookups.inos();

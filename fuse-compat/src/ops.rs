@@ -81,7 +81,11 @@ impl Filesystem for NokvFuse {
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_AUTO_INVAL_DATA
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_EXPORT_SUPPORT;
+            | InitFlags::FUSE_EXPORT_SUPPORT
+            // The core clears setuid/setgid and capabilities on write, truncate and chown
+            // (`privileges`), so the kernel skips its `security.capability` GETXATTR
+            // before every write and its GETATTR before every chown.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(want & config.capabilities());
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
@@ -128,7 +132,7 @@ impl Filesystem for NokvFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let (s, mut c, id) = (self.s.clone(), caller(req), self.s.id(ino));
+        let (s, c, id) = (self.s.clone(), caller(req), self.s.id(ino));
         let set = SetAttr {
             mode: mode.map(|m| m & 0o7777),
             uid,
@@ -137,20 +141,13 @@ impl Filesystem for NokvFuse {
             atime: atime.map(convert::set_time),
             mtime: mtime.map(convert::set_time),
             ctime: ctime.map(convert::timestamp),
+            // ftruncate through a handle opened for writing needs no further permission
+            // (the open checked it), as on a local filesystem.
+            opened_for_write: size.is_some()
+                && fh
+                    .and_then(|fh| self.s.handles.get(fh.0))
+                    .is_some_and(|h| h.write),
         };
-        // ftruncate through a handle opened for writing needs no further permission (the
-        // open checked it), as on a local filesystem.
-        let size_only = SetAttr {
-            size,
-            ..SetAttr::default()
-        } == set;
-        if size_only
-            && fh
-                .and_then(|fh| self.s.handles.get(fh.0))
-                .is_some_and(|h| h.write)
-        {
-            c = nokv_core::Caller::ROOT;
-        }
         self.spawn(async move {
             let r = match s.writable() {
                 Ok(()) => s.fs.setattr(id, &set, &c).await,
@@ -340,7 +337,7 @@ impl Filesystem for NokvFuse {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -348,7 +345,15 @@ impl Filesystem for NokvFuse {
         let (s, id, data) = (self.s.clone(), self.s.id(ino), data.to_vec());
         self.spawn(async move {
             let r = match s.writable() {
-                Ok(()) => crate::file::write(&s, id, fh.0, offset, &data).await,
+                Ok(()) => {
+                    // The kernel sets this flag when the writer may not keep setuid/setgid
+                    // (no CAP_FSETID); FUSE_HANDLE_KILLPRIV_V2 leaves clearing them to us.
+                    let keep = !write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+                    match s.fs.before_write(id, keep).await {
+                        Ok(()) => crate::file::write(&s, id, fh.0, offset, &data).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Err(e) => Err(e),
             };
             match r {

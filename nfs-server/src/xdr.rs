@@ -166,6 +166,7 @@ impl<'a> Decoder<'a> {
             atime,
             mtime,
             ctime: None,
+            opened_for_write: false,
         })
     }
 }

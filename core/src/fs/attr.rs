@@ -1,5 +1,6 @@
 //! Attributes: getattr, setattr (with POSIX ownership and time rules), access, statfs.
 
+use super::privileges::setid_cleared;
 use super::{check_access, Fs};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::types::{
@@ -36,7 +37,9 @@ impl Fs {
     /// Changes attributes. Rules: only the owner (or root) changes mode and explicit times;
     /// only root changes the owner; the owner may change the group to its own group; any
     /// chown clears setuid/setgid of a non-directory; setting times to "now" needs
-    /// ownership or write access; a size change needs write access and a regular file.
+    /// ownership or write access; a size change needs write access (or a handle opened for
+    /// writing) and a regular file, and clears setuid/setgid unless the caller is root.
+    /// chown and size changes remove file capabilities (`privileges`).
     pub async fn setattr(&self, id: FileId, set: &SetAttr, caller: &Caller) -> Result<Attr> {
         if crate::control::is_control(id) {
             return self.control_setattr(id, set);
@@ -87,8 +90,11 @@ impl Fs {
             inode.perm = perm;
         }
         if set.uid.is_some() || set.gid.is_some() {
-            if inode.kind != FileType::Dir && set.mode.is_none() {
-                inode.perm &= !0o6000;
+            if inode.kind != FileType::Dir {
+                if set.mode.is_none() {
+                    inode.perm = setid_cleared(inode.perm);
+                }
+                self.drop_capability(&mut txn, &ctx, id.ino())?;
             }
             if let Some(uid) = set.uid {
                 inode.uid = uid;
@@ -130,10 +136,14 @@ impl Fs {
                     ))
                 }
             }
-            if !owner || caller.uid != 0 {
+            if !set.opened_for_write && caller.uid != 0 {
                 check_access(&inode, caller, super::W_OK)?;
             }
             self.apply_truncate(&mut txn, &ctx, id.ino(), &mut inode, size, tail)?;
+            if caller.uid != 0 {
+                inode.perm = setid_cleared(inode.perm);
+            }
+            self.drop_capability(&mut txn, &ctx, id.ino())?;
             if set.mtime.is_none() {
                 inode.mtime = now;
             }

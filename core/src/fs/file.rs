@@ -78,9 +78,10 @@ impl Fs {
         if flags.truncate && inode.kind == FileType::File && self.getattr(id).await?.size != 0 {
             let set = crate::types::SetAttr {
                 size: Some(0),
+                opened_for_write: true,
                 ..Default::default()
             };
-            if let Err(e) = self.setattr(id, &set, &Caller::ROOT).await {
+            if let Err(e) = self.setattr(id, &set, caller).await {
                 self.release(id).await?;
                 return Err(e);
             }

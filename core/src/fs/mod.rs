@@ -10,12 +10,14 @@
 //!
 //! Submodules: `namespace` (lookup, create, link, unlink, rename), `attr` (getattr,
 //! setattr, access, statfs), `dir` (readdir), `xattr`, `file` (open/read/write/flush/fsync),
-//! `range` (allocate, punch hole, seek data/hole, copy range).
+//! `range` (allocate, punch hole, seek data/hole, copy range), `privileges` (what a write,
+//! truncation or chown takes away: setuid/setgid, capabilities).
 
 mod attr;
 mod dir;
 mod file;
 mod namespace;
+mod privileges;
 mod range;
 mod xattr;
 

@@ -590,3 +590,95 @@ async fn object_store_outage_fails_fsync_and_loses_nothing() {
     assert!(fs.read(f.id, 0, data.len() as u32).await.unwrap()[..] == data[..]);
     assert_eq!(fs.getattr(f.id).await.unwrap().size, data.len() as u64);
 }
+
+#[tokio::test]
+async fn writes_truncation_and_chown_take_setid_bits_and_capabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, _, _) = new_fs(tmp.path());
+    let root = fs.root();
+    let alice = Caller {
+        uid: 1000,
+        gid: 1000,
+    };
+    let d = fs.mkdir(root, b"d", 0o777, &ROOT).await.unwrap();
+    let f = fs.create(d.id, b"f", 0o644, &alice, true).await.unwrap();
+    let mode = |m: u32| SetAttr {
+        mode: Some(m),
+        ..Default::default()
+    };
+    let cap = |fs: Fs| async move {
+        fs.getxattr(f.id, b"security.capability", &ROOT)
+            .await
+            .map_err(|e| e.kind())
+    };
+    let set_cap = |fs: Fs| async move {
+        fs.setxattr(f.id, b"security.capability", b"c", XattrMode::Any, &ROOT)
+            .await
+            .unwrap()
+    };
+    let perm = |fs: Fs| async move { fs.getattr(f.id).await.unwrap().perm };
+
+    // A write that may keep setid bits keeps them; one that may not clears setuid, and
+    // setgid only when group-executable.
+    fs.setattr(f.id, &mode(0o6755), &alice).await.unwrap();
+    fs.before_write(f.id, true).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o6755);
+    let before = fs.getattr(f.id).await.unwrap().ctime;
+    fs.before_write(f.id, false).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o755);
+    assert!(fs.getattr(f.id).await.unwrap().ctime >= before);
+    fs.setattr(f.id, &mode(0o6745), &alice).await.unwrap();
+    fs.before_write(f.id, false).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o2745);
+
+    // Capabilities go on every write, whoever writes.
+    set_cap(fs.clone()).await;
+    assert_eq!(cap(fs.clone()).await.unwrap(), b"c");
+    fs.before_write(f.id, true).await.unwrap();
+    assert_eq!(cap(fs.clone()).await.unwrap_err(), ErrorKind::NoData);
+
+    // Truncation: by the owner clears setid bits; by root keeps them; both drop capabilities.
+    let size = |n: u64| SetAttr {
+        size: Some(n),
+        ..Default::default()
+    };
+    fs.setattr(f.id, &mode(0o6755), &alice).await.unwrap();
+    set_cap(fs.clone()).await;
+    fs.setattr(f.id, &size(3), &ROOT).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o6755);
+    assert_eq!(cap(fs.clone()).await.unwrap_err(), ErrorKind::NoData);
+    fs.setattr(f.id, &size(0), &alice).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o755);
+
+    // chown clears them for every caller and drops capabilities; directories keep theirs.
+    fs.setattr(f.id, &mode(0o6755), &alice).await.unwrap();
+    set_cap(fs.clone()).await;
+    let chown = SetAttr {
+        uid: Some(1000),
+        ..Default::default()
+    };
+    fs.setattr(f.id, &chown, &ROOT).await.unwrap();
+    assert_eq!(perm(fs.clone()).await, 0o755);
+    assert_eq!(cap(fs.clone()).await.unwrap_err(), ErrorKind::NoData);
+    fs.setattr(d.id, &mode(0o2777), &ROOT).await.unwrap();
+    fs.setattr(d.id, &chown, &ROOT).await.unwrap();
+    assert_eq!(fs.getattr(d.id).await.unwrap().perm, 0o2777);
+
+    // Truncating a file one may not write needs a handle opened for writing.
+    fs.setattr(f.id, &mode(0o444), &alice).await.unwrap();
+    assert_eq!(
+        fs.setattr(f.id, &size(1), &alice).await.unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let through_handle = SetAttr {
+        opened_for_write: true,
+        ..size(1)
+    };
+    assert_eq!(
+        fs.setattr(f.id, &through_handle, &alice)
+            .await
+            .unwrap()
+            .size,
+        1
+    );
+}

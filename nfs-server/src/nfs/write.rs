@@ -140,6 +140,9 @@ impl Nfs {
                 "no write permission",
             ));
         }
+        // As a local filesystem under knfsd: a write by anyone but root clears setuid/setgid;
+        // any write removes file capabilities.
+        self.fs.before_write(a.id, caller.uid == 0).await?;
         let n = self.fs.write(a.id, off, data).await?;
         if stable == stable_how::UNSTABLE as u32 {
             self.dirty.lock().insert(a.id, Instant::now());
