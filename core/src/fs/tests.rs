@@ -21,6 +21,11 @@ pub(crate) fn new_fs(dir: &std::path::Path) -> (Fs, Arc<MemStore>, Arc<MemObject
 }
 
 const ROOT: Caller = Caller::ROOT;
+/// An unprivileged caller.
+const ALICE: Caller = Caller {
+    uid: 1000,
+    gid: 1000,
+};
 
 #[tokio::test]
 async fn create_lookup_write_read() {
@@ -278,10 +283,7 @@ async fn permissions_and_sticky() {
     let tmp = tempfile::tempdir().unwrap();
     let (fs, _, _) = new_fs(tmp.path());
     let root = fs.root();
-    let alice = Caller {
-        uid: 1000,
-        gid: 1000,
-    };
+    let alice = ALICE;
     let bob = Caller {
         uid: 1001,
         gid: 1001,
@@ -596,10 +598,7 @@ async fn writes_truncation_and_chown_take_setid_bits_and_capabilities() {
     let tmp = tempfile::tempdir().unwrap();
     let (fs, _, _) = new_fs(tmp.path());
     let root = fs.root();
-    let alice = Caller {
-        uid: 1000,
-        gid: 1000,
-    };
+    let alice = ALICE;
     let d = fs.mkdir(root, b"d", 0o777, &ROOT).await.unwrap();
     let f = fs.create(d.id, b"f", 0o644, &alice, true).await.unwrap();
     let mode = |m: u32| SetAttr {
