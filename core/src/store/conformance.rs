@@ -658,8 +658,9 @@ impl Engine for Redb {
         RedbStore::open(&data.join("meta")).unwrap()
     }
     fn close_uncleanly(store: RedbStore) {
-        // Every commit is already complete on disk; dropping releases the file lock,
-        // which a test in this process needs to reopen it. A real crash is in
+        // No checkpoint: the commits since the last one are durable only in the commit
+        // log, and the next open replays them. Dropping releases the file lock, which a
+        // test in this process needs to reopen it. A real crash is in
         // `killed_writer_loses_no_ack`.
         drop(store);
     }

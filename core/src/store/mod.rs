@@ -19,6 +19,7 @@
 
 mod holt_store;
 mod memory;
+mod redb_log;
 mod redb_store;
 
 #[cfg(test)]
