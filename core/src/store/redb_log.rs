@@ -179,10 +179,7 @@ fn checksum(epoch: u64, seq: u64, payload: &[u8]) -> u64 {
 fn parse(data: &[u8], epoch: u64) -> (Vec<Record>, usize) {
     let mut out = Vec::new();
     let mut pos = 0;
-    loop {
-        let Some(head) = data.get(pos..pos + HEADER) else {
-            break;
-        };
+    while let Some(head) = data.get(pos..pos + HEADER) {
         let word = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().expect("8 bytes"));
         let magic = u32::from_le_bytes(head[0..4].try_into().expect("4 bytes"));
         let len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
