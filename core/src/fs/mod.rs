@@ -99,6 +99,26 @@ pub(crate) struct Inner {
     pub(crate) invalidators: Mutex<Vec<(u64, crate::invalidate::Invalidator)>>,
 }
 
+/// D1 without a wait in the data path: the committer makes every object put so far durable
+/// before each metadata commit (commit invariant C5).
+struct ObjectsBarrier(Arc<dyn ObjectStore>);
+
+impl crate::meta::ObjectBarrier for ObjectsBarrier {
+    fn sync(&self) -> std::result::Result<(), crate::store::StoreError> {
+        self.0.sync().map_err(|e| {
+            let msg = format!("object store: {e}");
+            match e.kind() {
+                crate::object::ObjectErrorKind::NoSpace => crate::store::StoreError::NoSpace(msg),
+                _ => crate::store::StoreError::Io(msg),
+            }
+        })
+    }
+
+    fn is_clear(&self) -> bool {
+        !self.0.has_unsynced()
+    }
+}
+
 /// Where an operation happens: the view (a workspace, or a read-only snapshot), the layer
 /// it writes into and the chain it reads through.
 pub(crate) struct Ctx {
@@ -134,20 +154,7 @@ impl Fs {
                 let _ = std::fs::remove_file(e.path());
             }
         }
-        // D1 without a wait in the data path: the committer makes every object put so far
-        // durable before each metadata commit (commit invariant C5).
-        let barrier_objects = Arc::clone(&objects);
-        let barrier: crate::meta::Barrier = Box::new(move || {
-            barrier_objects.sync().map_err(|e| {
-                let msg = format!("object store: {e}");
-                match e.kind() {
-                    crate::object::ObjectErrorKind::NoSpace => {
-                        crate::store::StoreError::NoSpace(msg)
-                    }
-                    _ => crate::store::StoreError::Io(msg),
-                }
-            })
-        });
+        let barrier: crate::meta::Barrier = Box::new(ObjectsBarrier(Arc::clone(&objects)));
         let meta = Meta::open(store, Timestamp::now(), opts.root_owner, barrier)?;
         let data = Arc::new(DataPath {
             objects,

@@ -39,7 +39,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::store::{MetaStore, Op};
 use crate::types::ROOT_INO;
-pub(crate) use commit::Barrier;
+pub(crate) use commit::{Barrier, ObjectBarrier};
 use commit::{Committer, Seq};
 pub use records::ReadPoint;
 use records::{ChunkManifest, Dentry, Inode, LayerRecord, SnapshotRecord, WorkspaceRecord};

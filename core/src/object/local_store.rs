@@ -327,6 +327,11 @@ impl ObjectStore for LocalStore {
         .map_err(|e| self.error("read", key, &e))
     }
 
+    fn has_unsynced(&self) -> bool {
+        let pending = self.pending.lock();
+        !pending.files.is_empty() || !pending.dirs.is_empty() || self.poisoned.lock().is_some()
+    }
+
     fn sync(&self) -> Result<(), ObjectError> {
         let _serial = self.sync_lock.lock();
         if let Some(e) = self.poisoned.lock().clone() {

@@ -99,10 +99,18 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// are (the local store keeps failing until reopened). Backends whose puts are durable
     /// when acknowledged (S3) need not override it.
     ///
-    /// Blocking: the metadata committer calls it on its own thread before every metadata
-    /// commit (commit invariant C5); never call it from an async task.
+    /// Blocking: the metadata committer calls it before every metadata commit (commit
+    /// invariant C5), on its own thread, or on a waiting caller's thread when
+    /// [`Self::has_unsynced`] said there was nothing to do; never call it from an async task
+    /// otherwise.
     fn sync(&self) -> Result<(), ObjectError> {
         Ok(())
+    }
+
+    /// Whether [`Self::sync`] would have anything to do (a put or a failure it has not
+    /// synced or reported yet). Cheap; never blocks on I/O.
+    fn has_unsynced(&self) -> bool {
+        false
     }
 
     /// Remove `key`. Removing a missing key succeeds.

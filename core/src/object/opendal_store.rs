@@ -419,6 +419,10 @@ impl ObjectStore for OpendalStore {
             .collect())
     }
 
+    fn has_unsynced(&self) -> bool {
+        !self.unsynced_dirs.lock().is_empty()
+    }
+
     fn sync(&self) -> Result<(), ObjectError> {
         let Backend::Fs { root } = &self.backend else {
             return Ok(()); // S3 puts are durable when acknowledged.
