@@ -132,11 +132,16 @@ impl Fs {
     pub(crate) fn diff_ids(&self, ida: FileId, idb: FileId) -> Result<Vec<DiffEntry>> {
         let ca = self.ctx(ida.workspace())?;
         let cb = self.ctx(idb.workspace())?;
+        let mut roots = Vec::with_capacity(2);
         for (c, id) in [(&ca, ida), (&cb, idb)] {
             let (d, _) = self.load(c, id.ino())?;
             if d.kind != FileType::Dir {
                 return Err(FsError::new(ErrorKind::NotDir, "diff compares directories"));
             }
+            roots.push(Side {
+                ino: id.ino(),
+                inode: d,
+            });
         }
         let (ra, rb) = (ida.ino(), idb.ino());
         // path -> (side a, side b)
@@ -192,6 +197,10 @@ impl Fs {
                 for (p, s) in wb {
                     paths.entry(p).or_default().1 = Some(s);
                 }
+                // The walks list what is under the roots; the roots themselves (mode,
+                // owner, xattrs) are compared too, as the change logs would have.
+                let rb_side = roots.pop();
+                paths.insert("/".to_string(), (roots.pop(), rb_side));
             }
         }
         let mut out = Vec::new();
