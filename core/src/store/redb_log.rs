@@ -27,7 +27,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -41,6 +41,14 @@ pub(crate) const FILE_NAME: &str = "meta.log";
 pub(crate) const CHECKPOINT_RECORDS: u64 = 32;
 /// Log bytes between checkpoints.
 pub(crate) const CHECKPOINT_BYTES: u64 = 16 << 20;
+
+/// Page size for direct I/O: alignment of offsets, lengths and buffer addresses.
+const PAGE: usize = 4096;
+
+/// `pos` rounded down to a page boundary.
+fn page_floor(pos: u64) -> u64 {
+    pos - pos % PAGE as u64
+}
 
 /// Zero bytes written into a new log file (see [`preallocate`]).
 const PREALLOCATED: u64 = 1 << 20;
@@ -66,6 +74,16 @@ pub(crate) struct Log {
     seq: u64,
     pos: u64,
     buf: Vec<u8>,
+    /// The same file opened `O_DIRECT | O_DSYNC`: an append is one synchronous write of the
+    /// pages it touches. `None` where the filesystem refuses `O_DIRECT` (tmpfs), or after
+    /// a direct write failed with `EINVAL`; appends then go through the page cache and
+    /// `fdatasync`.
+    direct: Option<File>,
+    /// The bytes of the log's last partial page, before `pos` (rewritten with the next
+    /// record, since direct writes cover whole pages).
+    tail: Vec<u8>,
+    /// Holds a page-aligned window for direct writes.
+    aligned: Vec<u8>,
 }
 
 impl Log {
@@ -85,6 +103,11 @@ impl Log {
         let mut data = Vec::new();
         io::Read::read_to_end(&mut &file, &mut data)?;
         let (records, pos) = parse(&data, epoch);
+        let direct = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(&path)
+            .ok();
         let log = Log {
             file,
             path,
@@ -92,6 +115,9 @@ impl Log {
             seq: records.len() as u64 + 1,
             pos: pos as u64,
             buf: Vec::new(),
+            direct,
+            tail: data[page_floor(pos as u64) as usize..pos].to_vec(),
+            aligned: Vec::new(),
         };
         Ok((log, records))
     }
@@ -126,10 +152,54 @@ impl Log {
         self.buf[8..16].copy_from_slice(&self.epoch.to_le_bytes());
         self.buf[16..24].copy_from_slice(&self.seq.to_le_bytes());
         self.buf[24..32].copy_from_slice(&sum.to_le_bytes());
-        self.file.write_all_at(&self.buf, self.pos)?;
-        self.file.sync_data()?;
+        self.write_synced()?;
         self.pos += self.buf.len() as u64;
         self.seq += 1;
+        Ok(())
+    }
+
+    /// Writes the record in `buf` at `pos` and makes it durable. With `O_DIRECT | O_DSYNC`
+    /// that is one write of whole pages (the last partial page's bytes, the record, zeros
+    /// to the page end), synchronous on return: measured 0.16–0.19 ms median on this
+    /// project's test machine, against 0.21–0.30 ms for a buffered write + `fdatasync`
+    /// (decision 0012). The zeros only overwrite bytes past the record, which L1 ignores.
+    fn write_synced(&mut self) -> io::Result<()> {
+        if let Some(direct) = &self.direct {
+            let start = page_floor(self.pos);
+            let len = self.tail.len() + self.buf.len();
+            let padded = len.next_multiple_of(PAGE);
+            if self.aligned.len() < padded + PAGE {
+                self.aligned = vec![0; padded + PAGE];
+            }
+            let at = self.aligned.as_ptr().align_offset(PAGE);
+            let window = &mut self.aligned[at..at + padded];
+            window[..self.tail.len()].copy_from_slice(&self.tail);
+            window[self.tail.len()..len].copy_from_slice(&self.buf);
+            window[len..].fill(0);
+            match direct.write_all_at(window, start) {
+                Ok(()) => {
+                    let keep = len - len % PAGE;
+                    self.tail.clear();
+                    self.tail.extend_from_slice(&window[keep..len]);
+                    return Ok(());
+                }
+                // The filesystem takes no direct I/O after all: use the page cache.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.direct = None,
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.write_all_at(&self.buf, self.pos)?;
+        self.file.sync_data()?;
+        let end = self.pos + self.buf.len() as u64;
+        let keep = (end - page_floor(end)) as usize;
+        let from = self.buf.len().saturating_sub(keep);
+        if keep > self.buf.len() {
+            // The page also holds older bytes before this record (kept from before).
+            self.tail.extend_from_slice(&self.buf);
+        } else {
+            self.tail.clear();
+            self.tail.extend_from_slice(&self.buf[from..]);
+        }
         Ok(())
     }
 
@@ -149,6 +219,7 @@ impl Log {
         self.epoch = epoch;
         self.seq = 1;
         self.pos = 0;
+        self.tail.clear();
     }
 }
 
@@ -267,6 +338,43 @@ mod tests {
         data[HEADER + 9] ^= 1;
         std::fs::write(&path, &data).unwrap();
         assert_eq!(Log::open(dir.path(), 7).unwrap().1.len(), 0);
+    }
+
+    /// Records of many sizes, crossing page boundaries, written with direct I/O, through
+    /// the page cache, and switching between the two in the middle of a page, all read
+    /// back whole and in order, across a restart of the epoch too.
+    #[test]
+    fn direct_and_buffered_appends_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), 3).unwrap();
+        let direct = log.direct.take();
+        let mut want = Vec::new();
+        for n in 0..120u32 {
+            // Direct for records 0-39 and 80-119 (where the filesystem has it).
+            if n == 40 {
+                log.direct = None;
+            } else if n == 0 || n == 80 {
+                log.direct = direct.as_ref().map(|f| f.try_clone().unwrap());
+            }
+            let ops = vec![Op::Put(
+                n.to_be_bytes().to_vec(),
+                vec![n as u8; (n as usize * 389) % 9000],
+            )];
+            log.append(u64::from(n), &ops).unwrap();
+            want.push(Record {
+                token: u64::from(n),
+                ops,
+            });
+        }
+        drop(log);
+        let (mut log, back) = Log::open(dir.path(), 3).unwrap();
+        assert_eq!(back, want);
+        log.restart(4);
+        for r in &want[..7] {
+            log.append(r.token, &r.ops).unwrap();
+        }
+        drop(log);
+        assert_eq!(Log::open(dir.path(), 4).unwrap().1, want[..7]);
     }
 
     #[test]
