@@ -10,13 +10,17 @@
 //!    whole object or none. An object of at least 1 MiB in whole pages (every full block) is
 //!    written with `O_DIRECT` from an aligned per-thread buffer, around the page cache
 //!    (`write_direct` says why); where the filesystem refuses `O_DIRECT` it is written
-//!    through the page cache like the rest. Nothing is fsynced at `put`; the file and every directory from
-//!    its parent up to the root are recorded as pending before `put` returns. `put` then only
+//!    through the page cache like the rest. Nothing is fsynced at `put`; the file and the
+//!    directories whose entries it may have changed are recorded as pending before `put`
+//!    returns: its parent, and each ancestor up to the root until one whose own entry is
+//!    known durable (a directory that a completed `sync` fsynced together with the chain of
+//!    ancestors recorded with it; the store never removes directories). `put` then only
 //!    hands the file to a writeback thread, which asks the kernel to start writing it to disk
 //!    (`sync_file_range`), so that writeback overlaps with the writes that follow and a busy
 //!    disk never stalls a `put` for a mere hint.
 //! 2. **`sync` makes every earlier `put` durable.** It fsyncs every pending file and
-//!    directory (in parallel) and returns only when all succeeded. Syncs run one at a time,
+//!    directory (a few on the calling thread, more in parallel) and returns only when all
+//!    succeeded. Syncs run one at a time,
 //!    so a `sync` never returns while an earlier one that took its files is still running.
 //!    The data path calls it before publishing metadata that references the objects (D1).
 //! 3. **A failed sync poisons the store.** After a failed fsync Linux may have dropped the
@@ -33,7 +37,7 @@
 //! After a power loss, an object whose `put` was not covered by a completed `sync` may be
 //! missing, empty or partial. No metadata references such an object (D1), so it is garbage.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -51,6 +55,9 @@ use super::{ObjectError, ObjectErrorKind, ObjectMeta, ObjectStore};
 
 /// Most fsyncs a `sync` runs at once.
 const SYNC_THREADS: usize = 8;
+/// Fsyncs per extra thread: a sync of a few paths runs them on the calling thread, since
+/// starting a thread costs more than an fsync that finds little to write.
+const FSYNCS_PER_THREAD: usize = 4;
 
 /// Makes one file or directory durable (a test can replace it to inject failures).
 type Syncer = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
@@ -60,6 +67,10 @@ type Syncer = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 struct Pending {
     files: BTreeSet<PathBuf>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose entry in their parent, and every ancestor's up to the root, a
+    /// completed sync made durable (invariant 1): a `put` below one records no ancestor
+    /// above it.
+    durable_dirs: HashSet<PathBuf>,
 }
 
 /// [`ObjectStore`] over a local directory.
@@ -123,13 +134,15 @@ impl LocalStore {
         )
     }
 
-    /// Records `path` and its directories up to the root as not yet durable.
+    /// Records `path` as not yet durable, with its parent (a new entry) and each ancestor
+    /// that may have been created for it: up to the root, or to the first directory that is
+    /// already recorded (its ancestors are too) or known durable.
     fn record(&self, path: PathBuf) {
         let mut pending = self.pending.lock();
         let mut dir = path.parent();
         while let Some(d) = dir.filter(|d| d.starts_with(&self.root)) {
-            if !pending.dirs.insert(d.to_path_buf()) {
-                break; // its ancestors are recorded too
+            if !pending.dirs.insert(d.to_path_buf()) || pending.durable_dirs.contains(d) {
+                break;
             }
             dir = d.parent();
         }
@@ -285,7 +298,7 @@ fn sync_all(paths: Vec<PathBuf>, syncer: &Syncer) -> io::Result<()> {
             _ => {}
         }
     };
-    let threads = SYNC_THREADS.min(paths.len());
+    let threads = SYNC_THREADS.min(paths.len().div_ceil(FSYNCS_PER_THREAD));
     std::thread::scope(|s| {
         for _ in 1..threads {
             s.spawn(work);
@@ -349,15 +362,24 @@ impl ObjectStore for LocalStore {
         if let Some(e) = self.poisoned.lock().clone() {
             return Err(e);
         }
-        let paths: Vec<PathBuf> = {
+        let (files, dirs) = {
             let mut pending = self.pending.lock();
-            let Pending { files, dirs } = std::mem::take(&mut *pending);
-            files.into_iter().chain(dirs).collect()
+            (
+                std::mem::take(&mut pending.files),
+                std::mem::take(&mut pending.dirs),
+            )
         };
-        if paths.is_empty() {
+        if files.is_empty() && dirs.is_empty() {
             return Ok(());
         }
-        sync_all(paths, &self.syncer).map_err(|e| {
+        let paths: Vec<PathBuf> = files.into_iter().chain(dirs.iter().cloned()).collect();
+        let synced = sync_all(paths, &self.syncer);
+        if synced.is_ok() {
+            // Each recorded directory came with its chain of ancestors up to the root or to
+            // a durable directory, all in this sync: their entries are durable now.
+            self.pending.lock().durable_dirs.extend(dirs);
+        }
+        synced.map_err(|e| {
             let kind = io_kind(&e).unwrap_or(ObjectErrorKind::Other);
             let err = ObjectError::new(
                 kind,
@@ -599,6 +621,32 @@ mod tests {
         s.sync().unwrap();
         let got = log.lock().clone();
         assert!(got.iter().all(|p| !p.ends_with("blocks/v/3")), "{got:?}");
+        // Once synced, a directory's own entry is durable: a new object in it needs only the
+        // directory's fsync, and a new directory below it that directory's and its own.
+        log.lock().clear();
+        s.put("blocks/v/1/7/0/2", pattern(10, 5)).await.unwrap();
+        s.put("blocks/v/1/9/0/0", pattern(10, 6)).await.unwrap();
+        s.sync().unwrap();
+        let mut got: Vec<String> = log
+            .lock()
+            .drain(..)
+            .map(|p| {
+                p.strip_prefix(&s.root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        got.sort();
+        let want = [
+            "blocks/v/1",
+            "blocks/v/1/7/0",
+            "blocks/v/1/7/0/2",
+            "blocks/v/1/9",
+            "blocks/v/1/9/0",
+            "blocks/v/1/9/0/0",
+        ];
+        assert_eq!(got, want);
         // A synced object reads back from a fresh store on the same directory.
         drop(s);
         let again = store(&dir);
