@@ -3,8 +3,8 @@
 //! Layout: a file is a sequence of 64 MiB chunks of 16 blocks of 4 MiB. A chunk manifest
 //! (`C` record) maps each block index to the object that holds it; a missing block is a hole
 //! and reads as zeros, as do bytes of a block past its recorded length. Objects are keyed
-//! `blocks/{volume}/{ino}/{generation}/{chunk}/{block}` with a volume-unique generation, so
-//! no two writers ever produce the same key and objects are never rewritten.
+//! by volume, writing inode, a volume-unique generation and block index ([`ObjectLayout`]),
+//! so no two writers ever produce the same key and objects are never rewritten.
 //!
 //! Durability order (invariant D1): every object a manifest references is written (`put`
 //! returned) and made durable (`ObjectStore::sync` returned) before the metadata commit
@@ -35,17 +35,59 @@ pub const CHUNK_SIZE: u64 = (BLOCK_SIZE * BLOCKS_PER_CHUNK) as u64;
 /// Files up to this size are stored inline in their inode record.
 pub const INLINE_MAX: u64 = 8 * 1024;
 
-/// Object key of a block.
-pub(crate) fn object_key(volume: &str, owner: u64, generation: u64, block: u64) -> String {
-    let chunk = block / BLOCKS_PER_CHUNK as u64;
-    let idx = block % BLOCKS_PER_CHUNK as u64;
-    format!("blocks/{volume}/{owner}/{generation}/{chunk}/{idx}")
+/// How a volume names its block objects; recorded in the volume's metadata when it is
+/// formatted (decision 0013), so that a volume keeps the layout it was written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ObjectLayout {
+    /// `blocks/{volume}/{owner}/{generation}/{chunk}/{index}`: volumes formatted before
+    /// the layout was recorded. On a local directory every new file made three
+    /// directories, each fsynced with the object.
+    Nested,
+    /// `blocks/{volume}/{group}/{owner}-{generation}-{block}`, `group` being the owner's
+    /// inode number / 1024 mod 256 in two hex digits: a fixed set of 256 directories, and
+    /// files created together share one.
+    Flat,
+}
+
+impl ObjectLayout {
+    /// The number recorded in the volume's metadata.
+    pub(crate) fn number(self) -> u64 {
+        match self {
+            ObjectLayout::Nested => 1,
+            ObjectLayout::Flat => 2,
+        }
+    }
+
+    /// The layout recorded as `n`, if known.
+    pub(crate) fn from_number(n: u64) -> Option<Self> {
+        match n {
+            1 => Some(ObjectLayout::Nested),
+            2 => Some(ObjectLayout::Flat),
+            _ => None,
+        }
+    }
+
+    /// Object key of block `block` of the data written by file `owner` in `generation`.
+    pub(crate) fn key(self, volume: &str, owner: u64, generation: u64, block: u64) -> String {
+        match self {
+            ObjectLayout::Nested => {
+                let chunk = block / BLOCKS_PER_CHUNK as u64;
+                let idx = block % BLOCKS_PER_CHUNK as u64;
+                format!("blocks/{volume}/{owner}/{generation}/{chunk}/{idx}")
+            }
+            ObjectLayout::Flat => {
+                let group = (owner >> 10) & 0xff;
+                format!("blocks/{volume}/{group:02x}/{owner}-{generation}-{block}")
+            }
+        }
+    }
 }
 
 /// Object I/O shared by every file: the store, the volume id and the cache.
 pub(crate) struct DataPath {
     pub objects: Arc<dyn ObjectStore>,
     pub volume: String,
+    pub layout: ObjectLayout,
     pub cache: BlockCache,
     pub staging: std::path::PathBuf,
     /// Bounds the memory of dirty blocks across all write sessions.
@@ -55,6 +97,11 @@ pub(crate) struct DataPath {
 }
 
 impl DataPath {
+    /// Object key of block `block` of the data written by file `owner` in `generation`.
+    pub fn object_key(&self, owner: u64, generation: u64, block: u64) -> String {
+        self.layout.key(&self.volume, owner, generation, block)
+    }
+
     /// The first `len` bytes of block `key`, through the cache.
     ///
     /// The cache holds whole objects: one object can be referenced with different valid

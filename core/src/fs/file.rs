@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use super::{check_access, Ctx, Fs, R_OK, W_OK};
 use crate::data::{
-    object_key, Held, Session, SessionState, StagedRead, Upload, BLOCKS_PER_CHUNK, BLOCK_SIZE,
-    CHUNK_SIZE, INLINE_MAX,
+    Held, Session, SessionState, StagedRead, Upload, BLOCKS_PER_CHUNK, BLOCK_SIZE, CHUNK_SIZE,
+    INLINE_MAX,
 };
 
 use crate::error::{ErrorKind, FsError, Result};
@@ -270,7 +270,7 @@ impl Fs {
             let b = pos / BS;
             let seg_end = ((b + 1) * BS).min(end);
             if let Some(r) = self.block_ref(ctx, id.ino(), inode, b, &mut manifests)? {
-                let key = object_key(&data.volume, r.owner, r.generation, b);
+                let key = data.object_key(r.owner, r.generation, b);
                 let in_start = pos - b * BS;
                 let in_end = (seg_end - b * BS).min(r.len as u64);
                 if in_start < in_end {
@@ -320,7 +320,7 @@ impl Fs {
                     break;
                 }
                 if let Some(r) = self.block_ref(ctx, id.ino(), inode, nb, manifests)? {
-                    data.prefetch(object_key(&data.volume, r.owner, r.generation, nb), r.len);
+                    data.prefetch(data.object_key(r.owner, r.generation, nb), r.len);
                 }
             }
         }
@@ -445,7 +445,7 @@ impl Fs {
         };
         st.uploaded.insert(b);
         let data = Arc::clone(&self.inner.data);
-        let key = object_key(&data.volume, id.ino(), generation, b);
+        let key = data.object_key(id.ino(), generation, b);
         let permit = Arc::clone(&data.uploads)
             .acquire_owned()
             .await
@@ -638,7 +638,7 @@ impl Fs {
         match &inode.data {
             Data::Inline(d) if size > INLINE_MAX && !d.is_empty() => {
                 let generation = self.inner.meta.alloc_generation().await?;
-                let key = object_key(&self.inner.data.volume, id.ino(), generation, 0);
+                let key = self.inner.data.object_key(id.ino(), generation, 0);
                 self.inner
                     .data
                     .objects

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::data::{BlockCache, DataPath, DirtyBudget, Session};
+use crate::data::{BlockCache, DataPath, DirtyBudget, ObjectLayout, Session};
 use crate::error::{ErrorKind, FsError, Result};
 use crate::meta::records::Inode;
 use crate::meta::{Found, Meta, ReadPoint, HEAD};
@@ -155,10 +155,24 @@ impl Fs {
             }
         }
         let barrier: crate::meta::Barrier = Box::new(ObjectsBarrier(Arc::clone(&objects)));
-        let meta = Meta::open(store, Timestamp::now(), opts.root_owner, barrier)?;
+        let meta = Meta::open(
+            store,
+            Timestamp::now(),
+            opts.root_owner,
+            barrier,
+            ObjectLayout::Flat.number(),
+        )?;
+        let recorded = meta.object_layout()?;
+        let layout = ObjectLayout::from_number(recorded).ok_or_else(|| {
+            FsError::new(
+                ErrorKind::Corrupt,
+                format!("unknown object layout {recorded} (written by a newer nokv?)"),
+            )
+        })?;
         let data = Arc::new(DataPath {
             objects,
             volume: opts.volume_id.clone(),
+            layout,
             cache: BlockCache::new(opts.cache_bytes),
             staging: opts.staging_dir.clone(),
             dirty: DirtyBudget::new(opts.dirty_bytes, crate::data::BLOCK_SIZE),

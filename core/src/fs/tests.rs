@@ -681,3 +681,78 @@ async fn writes_truncation_and_chown_take_setid_bits_and_capabilities() {
         1
     );
 }
+
+/// A new volume names its blocks in the flat layout; a volume formatted before the layout
+/// was recorded keeps the nested one, so its existing objects stay readable.
+#[tokio::test]
+async fn object_layout_is_recorded_at_format_and_kept() {
+    use crate::store::{Batch, MetaStore};
+    let tmp = tempfile::tempdir().unwrap();
+    let (fs, store, objects) = new_fs(tmp.path());
+    let big: Vec<u8> = (0..(BLOCK_SIZE + 10)).map(|i| (i % 253) as u8).collect();
+    let f = fs
+        .create(fs.root(), b"a", 0o644, &ROOT, true)
+        .await
+        .unwrap();
+    fs.write(f.id, 0, &big).await.unwrap();
+    fs.fsync(f.id).await.unwrap();
+    let ino = f.id.ino();
+    let group = (ino >> 10) & 0xff;
+    let keys = objects.keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for (block, key) in keys.iter().enumerate() {
+        assert!(
+            key.starts_with(&format!("blocks/vol/{group:02x}/{ino}-"))
+                && key.ends_with(&format!("-{block}")),
+            "{key}"
+        );
+    }
+    fs.shutdown().await.unwrap();
+    drop(fs);
+
+    // The same metadata without the recorded layout: a volume of an earlier version.
+    let mut b = Batch::new();
+    b.delete(crate::meta::keys::system("objects"));
+    assert!(store.commit(&b).unwrap());
+    let legacy = Arc::new(MemObjectStore::new());
+    let fs = Fs::new(
+        store.clone(),
+        legacy.clone(),
+        FsOptions::new("vol", tmp.path().join("staging")),
+    )
+    .unwrap();
+    let g = fs
+        .create(fs.root(), b"b", 0o644, &ROOT, true)
+        .await
+        .unwrap();
+    fs.write(g.id, 0, &big).await.unwrap();
+    fs.fsync(g.id).await.unwrap();
+    let keys = legacy.keys();
+    let ino = g.id.ino();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for (block, key) in keys.iter().enumerate() {
+        assert!(
+            key.starts_with(&format!("blocks/vol/{ino}/")) && key.ends_with(&format!("/0/{block}")),
+            "{key}"
+        );
+    }
+    assert!(fs.read(g.id, 0, big.len() as u32).await.unwrap()[..] == big[..]);
+
+    // An unknown layout (a newer version's) is refused, not guessed.
+    let mut b = Batch::new();
+    b.put(
+        crate::meta::keys::system("objects"),
+        crate::meta::records::encode_counter(9),
+    );
+    fs.shutdown().await.unwrap();
+    drop(fs);
+    assert!(store.commit(&b).unwrap());
+    let err = Fs::new(
+        store,
+        Arc::new(MemObjectStore::new()),
+        FsOptions::new("vol", tmp.path().join("staging")),
+    )
+    .err()
+    .expect("an unknown layout must be refused");
+    assert!(err.to_string().contains("object layout 9"), "{err}");
+}

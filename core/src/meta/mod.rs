@@ -105,6 +105,8 @@ pub(crate) struct Counters {
 const GEN_RESERVE: u64 = 65_536;
 
 const COUNTERS: [&str; 5] = ["version", "ino", "gen", "layer", "ws"];
+/// System key recording how the volume names its block objects (`data::ObjectLayout`).
+const OBJECT_LAYOUT: &str = "objects";
 
 /// The metadata model over a store.
 pub(crate) struct Meta {
@@ -132,6 +134,7 @@ impl Meta {
         now: crate::types::Timestamp,
         owner: (u32, u32),
         barrier: commit::Barrier,
+        new_object_layout: u64,
     ) -> Result<Meta> {
         let commit = Committer::new(store, barrier);
         let meta = Meta {
@@ -143,14 +146,28 @@ impl Meta {
             gen_reserve: tokio::sync::Mutex::new(()),
         };
         if meta.commit.get(&keys::system("version"))?.is_none() {
-            meta.format(now, owner)?;
+            meta.format(now, owner, new_object_layout)?;
         }
         meta.load()?;
         Ok(meta)
     }
 
+    /// The object layout number recorded when the volume was formatted; 1 for volumes
+    /// formatted before it was recorded.
+    pub fn object_layout(&self) -> Result<u64> {
+        match self.commit.get(&keys::system(OBJECT_LAYOUT))? {
+            Some(v) => records::decode_counter(&v),
+            None => Ok(1),
+        }
+    }
+
     /// Writes the root layer, root workspace and root directory of a new volume.
-    fn format(&self, now: crate::types::Timestamp, (uid, gid): (u32, u32)) -> Result<()> {
+    fn format(
+        &self,
+        now: crate::types::Timestamp,
+        (uid, gid): (u32, u32),
+        object_layout: u64,
+    ) -> Result<()> {
         let version = 1;
         let root = Inode {
             kind: crate::types::FileType::Dir,
@@ -199,6 +216,10 @@ impl Meta {
             Op::Put(keys::system("gen"), records::encode_counter(1)),
             Op::Put(keys::system("layer"), records::encode_counter(ROOT_LAYER)),
             Op::Put(keys::system("ws"), records::encode_counter(ROOT_WS)),
+            Op::Put(
+                keys::system(OBJECT_LAYOUT),
+                records::encode_counter(object_layout),
+            ),
         ];
         let seq = self.commit.submit(ops)?;
         self.commit.wait_durable_blocking(seq)?;

@@ -1,8 +1,9 @@
 //! `ObjectStore`: immutable block objects in a local directory or an S3 bucket.
 //!
 //! The data path writes each 4 MiB block once under a key that is never reused
-//! (`blocks/{volume}/{ino}/{generation}/{chunk}/{block}`), reads it back by range and
-//! deletes it when garbage collection proves it unreachable. This trait is all it needs.
+//! (`blocks/{volume}/{group}/{ino}-{generation}-{block}`, see `data::ObjectLayout`), reads it
+//! back by range and deletes it when garbage collection proves it unreachable. This trait is
+//! all it needs.
 //!
 //! Implementations: [`LocalStore`] (a local directory, the embedded default; see decision
 //! 0005), [`OpendalStore`] (OpenDAL `s3`, or `fs`) and [`MemObjectStore`] for tests.

@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::data::object_key;
 use crate::error::Result;
 use crate::fs::{Ctx, Fs};
 use crate::meta::records::{ChunkManifest, Data, Dentry};
@@ -241,7 +240,7 @@ impl Fs {
         needed: &mut HashSet<String>,
     ) -> Result<()> {
         let meta = &self.inner.meta;
-        let volume = &self.inner.data.volume;
+        let data = &self.inner.data;
         let mut links: HashMap<u64, u32> = HashMap::new();
         let mut nlinks: HashMap<u64, u32> = HashMap::new();
         let mut stack = vec![ctx.root];
@@ -295,7 +294,7 @@ impl Fs {
                             if let Some((m, _)) =
                                 meta.chunk(&ctx.chain, ino, c, inode.data_epoch)?
                             {
-                                self.note_blocks(volume, ino, c, &m, inode.size, needed);
+                                Self::note_blocks(data, c, &m, inode.size, needed);
                             }
                         }
                     }
@@ -332,11 +331,9 @@ impl Fs {
         Ok(())
     }
 
-    /// Adds the objects chunk `c` of file `ino` reads (within `size`) to `needed`.
+    /// Adds the objects that chunk `c` of a file reads (within `size`) to `needed`.
     fn note_blocks(
-        &self,
-        volume: &str,
-        _ino: u64,
+        data: &crate::data::DataPath,
         c: u64,
         m: &ChunkManifest,
         size: u64,
@@ -348,7 +345,7 @@ impl Fs {
                 break;
             }
             if let Some(b) = b {
-                needed.insert(object_key(volume, b.owner, b.generation, block));
+                needed.insert(data.object_key(b.owner, b.generation, block));
             }
         }
     }

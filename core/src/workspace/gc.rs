@@ -18,7 +18,6 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::data::object_key;
 use crate::error::{ErrorKind, FsError, Result};
 use crate::fs::Fs;
 use crate::meta::records::{ChunkManifest, Inode};
@@ -145,7 +144,8 @@ impl Fs {
         };
         // 3. Objects.
         let mut referenced: HashSet<String> = HashSet::new();
-        let volume = &self.inner.data.volume;
+        let data = &self.inner.data;
+        let volume = &data.volume;
         for &l in readers.keys() {
             let mut prefix = vec![keys::tag::CHUNK];
             prefix.extend_from_slice(&l.to_be_bytes());
@@ -159,7 +159,7 @@ impl Fs {
                 for (i, b) in m.blocks.iter().enumerate() {
                     if let Some(b) = b {
                         let block = chunk * crate::data::BLOCKS_PER_CHUNK as u64 + i as u64;
-                        referenced.insert(object_key(volume, b.owner, b.generation, block));
+                        referenced.insert(data.object_key(b.owner, b.generation, block));
                     }
                 }
             }
