@@ -123,9 +123,11 @@ fn is_mounted(dir: &Path) -> bool {
 }
 
 fn sh(dir: &Path, script: &str) -> String {
+    // The scripts build in `./target`, whatever target directory the test run itself uses.
     let out = Command::new("sh")
         .arg("-ec")
         .arg(script)
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(dir)
         .output()
         .unwrap();
