@@ -4,9 +4,8 @@
 //! allocator pages, and syncs them: about 16 scattered 4 KiB writes for one small metadata
 //! transaction, measured 0.83–1.05 ms median on this project's test machine. Overwriting one
 //! record's worth of a preallocated log and syncing it costs 0.21–0.30 ms there (decision
-//! 0012). So [`super::RedbStore`]
-//! makes a commit durable by appending it here, applies it to redb without a sync
-//! (`Durability::None`), and makes redb itself durable only at a *checkpoint* (every
+//! 0012). So [`super::RedbStore`] makes a commit durable by appending it here, keeps its rows
+//! in memory, and writes them into redb, synced, only at a *checkpoint* (every
 //! [`CHECKPOINT_RECORDS`] records, [`CHECKPOINT_BYTES`] of log, and on close).
 //!
 //! Record layout (little-endian): magic `u32` | payload length `u32` | epoch `u64` | sequence
@@ -21,9 +20,9 @@
 //! - L2. A checkpoint makes redb durable *with* the next epoch number in the same commit, and
 //!   only then does the log start over at offset 0: a crash on either side of it replays
 //!   either every record of the old epoch or none.
-//! - L3. A record is appended and synced before its redb transaction commits, and the write
-//!   position only advances past a record once it is synced; a failed append leaves garbage
-//!   only at or after the position, which the next append overwrites.
+//! - L3. A record is appended and synced before its rows become visible to readers, and the
+//!   write position only advances past a record once it is synced; a failed append leaves
+//!   garbage only at or after the position, which the next append overwrites.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -36,8 +35,8 @@ use super::Op;
 
 /// The log file inside the store directory.
 pub(crate) const FILE_NAME: &str = "meta.log";
-/// Records between checkpoints. Bounds replay work and how far redb's file grows between
-/// durable commits (pages a non-durable commit frees are reused only after a durable one).
+/// Records between checkpoints. Bounds replay work and the memtable (`redb_store`), which
+/// holds the rows of every record since the last checkpoint.
 pub(crate) const CHECKPOINT_RECORDS: u64 = 32;
 /// Log bytes between checkpoints.
 pub(crate) const CHECKPOINT_BYTES: u64 = 16 << 20;

@@ -10,17 +10,22 @@
 //! - `nokv_counters` (`&str -> u64`): the row `last_version`, the highest version token
 //!   ever handed out, and the row `log_epoch`, the commit log's current epoch.
 //!
-//! Every commit is one redb write transaction: guards are read inside it, so no other
-//! commit can slip in between the check and the writes (redb runs one write transaction at
-//! a time); a failed guard aborts the transaction, which leaves the files untouched.
+//! Commits are serialised by the log's mutex: guards are read under it (memtable first, then
+//! redb), so no other commit can slip in between the check and the writes; a failed guard
+//! leaves everything untouched. Reads look in the memtable first and then in redb, under the
+//! memtable's read lock, which a commit takes for writing only to insert its rows and a
+//! checkpoint only to empty it after redb holds the rows: a read sees the memtable and redb
+//! of one state (a checkpoint changes redb only by adding what the memtable already shows).
 //!
 //! Durability comes from the commit log `DIR/meta.log` ([`super::redb_log`], decision 0012),
-//! not from redb's own sync: a successful transaction is first appended to the log and synced
-//! there, then committed in redb with `Durability::None` (in redb's memory, no file write).
-//! Every [`redb_log::CHECKPOINT_RECORDS`] commits, on [`MetaStore::checkpoint`] and on open
-//! after a crash, a *checkpoint* makes redb durable (one synced redb commit that also records
-//! the next log epoch) and starts the log over. Opening replays the records of the current
-//! epoch, in order and with their original version tokens, onto redb's last durable state.
+//! not from redb's own sync: a successful commit is appended to the log and synced there,
+//! then applied to an in-memory table of the rows written since the last checkpoint (the
+//! *memtable*; no redb transaction per commit). Every [`redb_log::CHECKPOINT_RECORDS`]
+//! commits, on [`MetaStore::checkpoint`] and on open after a crash, a *checkpoint* writes the
+//! memtable into redb in one synced redb commit that also records the version counter and
+//! the next log epoch, then empties the memtable and starts the log over. Opening replays the
+//! records of the current epoch, in order and with their original version tokens, into the
+//! memtable and takes a checkpoint.
 //! So a process kill or power loss at any point leaves each acknowledged transaction present
 //! and each unacknowledged one present or absent, never half-applied. Group commit in the
 //! core amortises the log sync over many operations.
@@ -35,21 +40,23 @@
 //! proportional to its size).
 //!
 //! Invariants:
-//! 1. Every row of `nokv_meta` is at least 8 bytes; its first 8 are a version token that no
-//!    other write, before or after, has carried, and that is at most `last_version`.
+//! 1. Every row of `nokv_meta` (and of the memtable) is at least 8 bytes; its first 8 are a
+//!    version token that no other write, before or after, has carried, and that is at most
+//!    `last_version` (the stored counter after a checkpoint; in memory in between).
 //! 2. Both tables exist once `open` has returned.
 //! 3. One process (one `RedbStore`) has the file open for writing; a second open fails with
 //!    [`StoreError::Locked`].
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::Mutex;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use parking_lot::{Mutex, RwLock};
+use redb::{Database, ReadableDatabase, TableDefinition};
 
-use super::redb_log::{self, Log, Record};
+use super::redb_log::{self, Log};
 
 use super::{check_value_sizes, Batch, Entry, Guard, MetaStore, Op, StoreError, Versioned};
 
@@ -65,12 +72,29 @@ const LOG_EPOCH: &str = "log_epoch";
 /// Bytes of the version token in front of every stored value.
 const TOKEN_LEN: usize = 8;
 
+/// Rows committed since the last checkpoint: key -> stored row (version token + value), or
+/// `None` for a delete.
+type MemTable = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// A key and its stored row (version token + value).
+type StoredRow = (Vec<u8>, Vec<u8>);
+
 /// Durable metadata store on a redb database file. See the module docs.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
-    /// The commit log; its lock also orders commits (log order = redb order, L1).
-    log: Mutex<Log>,
+    /// The commit log and the version counter; the lock orders commits (log order =
+    /// memtable order, L1).
+    log: Mutex<Logged>,
+    /// What the log holds that redb does not yet.
+    mem: RwLock<MemTable>,
+}
+
+/// The state commits change under the log's lock.
+struct Logged {
+    log: Log,
+    /// The highest version token handed out.
+    last_version: u64,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -112,66 +136,42 @@ impl RedbStore {
                 Log::open(dir, 1).map_err(log_err)?
             }
         };
+        let last_version = stored_last_version(&db).map_err(|e| store_error(e, &path))?;
         let store = RedbStore {
             db,
             path,
-            log: Mutex::new(log),
+            log: Mutex::new(Logged { log, last_version }),
+            mem: RwLock::new(MemTable::new()),
         };
         if !records.is_empty() {
             tracing::info!(records = records.len(), "replaying the metadata commit log");
+            let mut logged = store.log.lock();
             for r in &records {
-                store.replay(r)?;
+                // Exactly as it first applied: same rows, same version token.
+                store.apply(&r.ops, r.token);
+                logged.last_version = logged.last_version.max(r.token);
             }
-            store.checkpoint()?;
+            store.checkpoint_locked(&mut logged)?;
         }
         Ok(store)
     }
 
-    /// Applies a logged commit again, exactly as it first applied (same version token).
-    fn replay(&self, r: &Record) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        {
-            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-            let mut counters = txn.open_table(COUNTERS).map_err(|e| self.err(e))?;
-            let last = counters
-                .get(LAST_VERSION)
-                .map_err(|e| self.err(e))?
-                .map_or(0, |g| g.value());
-            if r.token > last {
-                counters
-                    .insert(LAST_VERSION, r.token)
-                    .map_err(|e| self.err(e))?;
-            }
-            self.apply(&mut meta, &r.ops, r.token)?;
-        }
-        txn.commit().map_err(|e| self.err(e))
-    }
-
-    /// Writes `ops` into `meta`, stamping every put with `token`.
-    fn apply(
-        &self,
-        meta: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
-        ops: &[Op],
-        token: u64,
-    ) -> Result<(), StoreError> {
-        let mut row = Vec::new();
+    /// Writes `ops` into the memtable, stamping every put with `token`.
+    fn apply(&self, ops: &[Op], token: u64) {
+        let mut mem = self.mem.write();
         for op in ops {
             match op {
                 Op::Put(key, value) => {
-                    row.clear();
+                    let mut row = Vec::with_capacity(TOKEN_LEN + value.len());
                     row.extend_from_slice(&token.to_be_bytes());
                     row.extend_from_slice(value);
-                    meta.insert(key.as_slice(), row.as_slice())
-                        .map_err(|e| self.err(e))?;
+                    mem.insert(key.clone(), Some(row));
                 }
                 Op::Delete(key) => {
-                    meta.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                    mem.insert(key.clone(), None);
                 }
             }
         }
-        Ok(())
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -194,16 +194,23 @@ impl RedbStore {
     }
 
     fn read(&self, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        let mem = self.mem.read();
+        let versioned = |stored: &[u8]| {
+            self.decode(key, stored).map(|(version, value)| Versioned {
+                value: value.to_vec(),
+                version,
+            })
+        };
+        if let Some(row) = mem.get(key) {
+            return row.as_deref().map(versioned).transpose();
+        }
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        drop(mem); // redb's state now includes every row the memtable lost since
         let table = txn.open_table(META).map_err(|e| self.err(e))?;
         let Some(row) = table.get(key).map_err(|e| self.err(e))? else {
             return Ok(None);
         };
-        let (version, value) = self.decode(key, row.value())?;
-        Ok(Some(Versioned {
-            value: value.to_vec(),
-            version,
-        }))
+        versioned(row.value()).map(Some)
     }
 }
 
@@ -224,16 +231,56 @@ impl MetaStore for RedbStore {
         // A start that sorts after the whole prefix yields a first key outside it, which
         // ends the scan at once.
         let from = start.max(prefix);
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let (recent, txn) = {
+            let mem = self.mem.read();
+            let recent: Vec<(Vec<u8>, Option<Vec<u8>>)> = mem
+                .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            // Begun under the lock: redb and the copy show one state (module docs).
+            (recent, self.db.begin_read().map_err(|e| self.err(e))?)
+        };
         let table = txn.open_table(META).map_err(|e| self.err(e))?;
-        for row in table.range(from..).map_err(|e| self.err(e))? {
-            let (key, stored) = row.map_err(|e| self.err(e))?;
-            let key = key.value();
-            if !key.starts_with(prefix) {
-                break;
+        let mut stored = table.range(from..).map_err(|e| self.err(e))?;
+        let mut recent = recent.into_iter().peekable();
+        // The next (key, stored row) of redb within the prefix.
+        let mut next_stored = || -> Result<Option<StoredRow>, StoreError> {
+            match stored.next() {
+                Some(row) => {
+                    let (k, v) = row.map_err(|e| self.err(e))?;
+                    let k = k.value();
+                    if !k.starts_with(prefix) {
+                        return Ok(None);
+                    }
+                    Ok(Some((k.to_vec(), v.value().to_vec())))
+                }
+                None => Ok(None),
             }
-            let (_, value) = self.decode(key, stored.value())?;
-            out.push((key.to_vec(), value.to_vec()));
+        };
+        let mut old = next_stored()?;
+        loop {
+            // The smaller key goes first; on a tie the memtable's row replaces redb's.
+            let take_recent = match (recent.peek(), &old) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((rk, _)), Some((ok, _))) => rk <= ok,
+            };
+            let (key, row) = if take_recent {
+                let (rk, row) = recent.next().expect("peeked");
+                if old.as_ref().is_some_and(|(ok, _)| *ok == rk) {
+                    old = next_stored()?;
+                }
+                (rk, row)
+            } else {
+                let (ok, row) = old.take().expect("matched");
+                old = next_stored()?;
+                (ok, Some(row))
+            };
+            let Some(row) = row else { continue }; // deleted since the checkpoint
+            let (_, value) = self.decode(&key, &row)?;
+            out.push((key.clone(), value.to_vec()));
             if out.len() == limit {
                 break;
             }
@@ -246,67 +293,41 @@ impl MetaStore for RedbStore {
         if batch.is_empty() {
             return Ok(true);
         }
-        let mut log = self.log.lock();
-        let mut txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        // Durable through the log instead (module docs); redb catches up at checkpoints.
-        txn.set_durability(Durability::None)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        let token = {
-            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
-            // Guards see the state before the batch: all are read before any op applies.
-            for guard in &batch.guards {
-                let holds = match guard {
-                    Guard::Absent(key) => {
-                        meta.get(key.as_slice()).map_err(|e| self.err(e))?.is_none()
-                    }
-                    Guard::Version(key, want) => {
-                        match meta.get(key.as_slice()).map_err(|e| self.err(e))? {
-                            Some(row) => self.decode(key, row.value())?.0 == *want,
-                            None => false,
-                        }
-                    }
-                };
-                if !holds {
-                    drop(meta);
-                    txn.abort().map_err(|e| self.err(e))?;
-                    return Ok(false);
-                }
+        let mut logged = self.log.lock();
+        // Guards see the state before the batch: all are read before any op applies, and
+        // no other commit runs while the log is locked.
+        for guard in &batch.guards {
+            let holds = match guard {
+                Guard::Absent(key) => self.read(key)?.is_none(),
+                Guard::Version(key, want) => self.read(key)?.is_some_and(|v| v.version == *want),
+            };
+            if !holds {
+                return Ok(false);
             }
-            if batch.ops.is_empty() {
-                drop(meta);
-                // Nothing to write: no reason to pay for a sync.
-                txn.abort().map_err(|e| self.err(e))?;
-                return Ok(true);
-            }
-            let mut token = 0;
-            if batch.ops.iter().any(|op| matches!(op, Op::Put(..))) {
-                let mut counters = txn.open_table(COUNTERS).map_err(|e| self.err(e))?;
-                let last = counters
-                    .get(LAST_VERSION)
-                    .map_err(|e| self.err(e))?
-                    .map_or(0, |g| g.value());
-                token = last.checked_add(1).ok_or_else(|| {
-                    StoreError::Corrupt(format!(
-                        "{}: version counter exhausted",
-                        self.path.display()
-                    ))
-                })?;
-                counters
-                    .insert(LAST_VERSION, token)
-                    .map_err(|e| self.err(e))?;
-            }
-            self.apply(&mut meta, &batch.ops, token)?;
-            token
-        };
-        // The commit is durable once its record is (L3); an error here drops `txn`
-        // uncommitted, which aborts it: nothing applies.
+        }
+        if batch.ops.is_empty() {
+            return Ok(true); // nothing to write: no reason to pay for a sync
+        }
+        let mut token = 0;
+        if batch.ops.iter().any(|op| matches!(op, Op::Put(..))) {
+            token = logged.last_version.checked_add(1).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "{}: version counter exhausted",
+                    self.path.display()
+                ))
+            })?;
+        }
+        // The commit is durable once its record is (L3); if the append fails, nothing
+        // applies.
+        let Logged { log, .. } = &mut *logged;
         log.append(token, &batch.ops)
             .map_err(|e| io_error(&e, log.path()))?;
-        // If redb fails now, the logged commit is replayed on the next open: the caller
-        // hears an error for a commit that may survive, as after a crash before the reply.
-        txn.commit().map_err(|e| self.err(e))?;
-        if log.wants_checkpoint() {
-            self.checkpoint_locked(&mut log)?;
+        self.apply(&batch.ops, token);
+        logged.last_version = logged.last_version.max(token);
+        if logged.log.wants_checkpoint() {
+            // If redb fails now, the logged commit is replayed on the next open: the caller
+            // hears an error for a commit that survives, as after a crash before the reply.
+            self.checkpoint_locked(&mut logged)?;
         }
         Ok(true)
     }
@@ -317,18 +338,42 @@ impl MetaStore for RedbStore {
 }
 
 impl RedbStore {
-    /// Makes redb durable with everything logged, under the next epoch, then starts the
-    /// log over (L2).
-    fn checkpoint_locked(&self, log: &mut Log) -> Result<(), StoreError> {
-        if log.is_empty() {
-            return Ok(()); // redb is durable since the last checkpoint
+    /// Writes the memtable into redb in one synced commit that also stores the version
+    /// counter and the next log epoch, then empties the memtable and starts the log over (L2).
+    fn checkpoint_locked(&self, logged: &mut Logged) -> Result<(), StoreError> {
+        if logged.log.is_empty() {
+            return Ok(()); // redb holds everything since the last checkpoint
         }
         let epoch = current_epoch(&self.db)
             .map_err(|e| self.err(e))?
             .unwrap_or(0)
             + 1;
-        set_epoch(&self.db, epoch).map_err(|e| self.err(e))?;
-        log.restart(epoch);
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            // Commits wait on the log's lock, so the memtable does not change meanwhile;
+            // readers keep seeing it until it is emptied below.
+            let mem = self.mem.read();
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            for (key, row) in mem.iter() {
+                match row {
+                    Some(row) => {
+                        meta.insert(key.as_slice(), row.as_slice())
+                            .map_err(|e| self.err(e))?;
+                    }
+                    None => {
+                        meta.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+            let mut counters = txn.open_table(COUNTERS).map_err(|e| self.err(e))?;
+            counters
+                .insert(LAST_VERSION, logged.last_version)
+                .map_err(|e| self.err(e))?;
+            counters.insert(LOG_EPOCH, epoch).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        self.mem.write().clear();
+        logged.log.restart(epoch);
         Ok(())
     }
 }
@@ -347,6 +392,13 @@ fn current_epoch(db: &Database) -> Result<Option<u64>, redb::Error> {
     let txn = db.begin_read()?;
     let counters = txn.open_table(COUNTERS)?;
     Ok(counters.get(LOG_EPOCH)?.map(|g| g.value()))
+}
+
+/// The version counter as of the last checkpoint.
+fn stored_last_version(db: &Database) -> Result<u64, redb::Error> {
+    let txn = db.begin_read()?;
+    let counters = txn.open_table(COUNTERS)?;
+    Ok(counters.get(LAST_VERSION)?.map_or(0, |g| g.value()))
 }
 
 /// A durable commit of `epoch` as the log's epoch (with everything committed before it).
@@ -465,6 +517,52 @@ mod tests {
         assert_eq!(store.get_versioned(b"c").unwrap().unwrap().version, 2);
     }
 
+    /// Reads merge the memtable (rows since the last checkpoint) with redb: newer rows
+    /// replace older ones, deletes hide them, and scans stay in key order with their start
+    /// and limit, on either side of a checkpoint. Checked against a map after every commit.
+    #[test]
+    fn reads_merge_the_memtable_with_redb() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let key = |n: u64| format!("p{:03}", n * 7 % 50).into_bytes();
+        for i in 0..3 * redb_log::CHECKPOINT_RECORDS {
+            let mut b = Batch::new();
+            b.put(key(i), i.to_be_bytes().to_vec());
+            model.insert(key(i), i.to_be_bytes().to_vec());
+            if i % 3 == 0 {
+                b.delete(key(i / 2));
+                model.remove(&key(i / 2));
+            }
+            b.put(format!("q{i}").into_bytes(), vec![1]); // outside the scanned prefix
+            assert!(store.commit(&b).unwrap());
+            for (start, limit) in [(&b"p"[..], 1000), (&b"p010"[..], 5), (&b"p049"[..], 3)] {
+                let got = store.scan(b"p", start, limit).unwrap();
+                let want: Vec<(Vec<u8>, Vec<u8>)> = model
+                    .range(start.to_vec()..)
+                    .take(limit)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(got, want, "after commit {i}, from {start:?}");
+            }
+            for n in 0..50u64 {
+                let k = format!("p{n:03}").into_bytes();
+                assert_eq!(
+                    store.get(&k).unwrap(),
+                    model.get(&k).cloned(),
+                    "{n} after {i}"
+                );
+            }
+        }
+        // Reopened: everything came back from redb and the log.
+        drop(store);
+        let store = RedbStore::open(dir.path()).unwrap();
+        let all: BTreeMap<Vec<u8>, Vec<u8>> =
+            store.scan(b"p", b"", 1000).unwrap().into_iter().collect();
+        assert_eq!(all, model);
+    }
+
     /// A crash image taken between checkpoints (the files copied while the store is open
     /// and idle): redb's file holds only the last durable commit, and reopening the copy
     /// replays the log, with the same version tokens; a checkpoint then empties the log.
@@ -488,7 +586,14 @@ mod tests {
         assert_eq!(copy.get(b"k8").unwrap(), None);
         let v = copy.get_versioned(b"k9").unwrap().unwrap();
         assert_eq!((v.value, v.version), (9u32.to_be_bytes().to_vec(), 10));
-        assert!(copy.log.lock().is_empty(), "replay ends with a checkpoint");
+        assert!(
+            copy.log.lock().log.is_empty(),
+            "replay ends with a checkpoint"
+        );
+        assert!(
+            copy.mem.read().is_empty(),
+            "the checkpoint empties the memtable"
+        );
         drop(copy);
         // The same image without its log: the commits were not in redb's file.
         std::fs::remove_file(image.path().join(redb_log::FILE_NAME)).unwrap();
