@@ -584,21 +584,26 @@ mod tests {
     async fn sync_fsyncs_each_new_file_and_its_directories_once() {
         let dir = tempfile::tempdir().unwrap();
         let (s, log) = recording(&dir, None);
+        // The paths fsynced since the last call, relative to the root, sorted.
+        let synced = || {
+            let mut got: Vec<String> = log
+                .lock()
+                .drain(..)
+                .map(|p| {
+                    p.strip_prefix(&s.root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            got.sort();
+            got
+        };
         s.put("blocks/v/1/7/0/0", pattern(10, 1)).await.unwrap();
         s.put("blocks/v/1/7/0/1", pattern(10, 2)).await.unwrap();
         s.put("blocks/v/2/8/0/0", pattern(10, 3)).await.unwrap();
         s.sync().unwrap();
-        let mut got: Vec<String> = log
-            .lock()
-            .drain(..)
-            .map(|p| {
-                p.strip_prefix(&s.root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        got.sort();
+        let got = synced();
         let want = [
             "",
             "blocks",
@@ -623,21 +628,11 @@ mod tests {
         assert!(got.iter().all(|p| !p.ends_with("blocks/v/3")), "{got:?}");
         // Once synced, a directory's own entry is durable: a new object in it needs only the
         // directory's fsync, and a new directory below it that directory's and its own.
-        log.lock().clear();
+        synced();
         s.put("blocks/v/1/7/0/2", pattern(10, 5)).await.unwrap();
         s.put("blocks/v/1/9/0/0", pattern(10, 6)).await.unwrap();
         s.sync().unwrap();
-        let mut got: Vec<String> = log
-            .lock()
-            .drain(..)
-            .map(|p| {
-                p.strip_prefix(&s.root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        got.sort();
+        let got = synced();
         let want = [
             "blocks/v/1",
             "blocks/v/1/7/0",
