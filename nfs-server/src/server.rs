@@ -1,9 +1,11 @@
 //! The TCP server: one listener for NFS and MOUNT, a task per connection, a task per call,
 //! and a clean stop.
 //!
-//! Per connection, a reader takes records off the socket and runs each call in its own task
-//! (clients pipeline many calls); at most [`MAX_IN_FLIGHT`] run at once per connection, and
-//! their replies go through one writer task, in completion order (RPC matches them by xid).
+//! Per connection, a reader takes records off the socket (through a buffer, so that a small
+//! call costs one `recv`) and runs each call in its own task (clients pipeline many calls);
+//! at most [`MAX_IN_FLIGHT`] run at once per connection. Each call task writes its own reply,
+//! whole, under the connection's write lock, in completion order (RPC matches them by xid):
+//! no hand-off to a writer task, which cost a task wake-up per call.
 //!
 //! [`NfsServer::shutdown`] stops accepting, stops reading new calls on every connection,
 //! waits until every call already read has been answered (bounded by [`DRAIN_TIMEOUT`]),
@@ -13,14 +15,15 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nokv_core::{Caller, Fs};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
@@ -191,15 +194,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
 /// Serves one connection until the peer closes it or the server stops.
 async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let peer = sock.peer_addr().ok();
-    let (mut rd, wr) = sock.into_split();
-    let (tx, rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_loop(wr, rx));
+    let (rd, wr) = sock.into_split();
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let wr = Arc::new(ReplyWriter {
+        sock: tokio::sync::Mutex::new(wr),
+        broken: AtomicBool::new(false),
+    });
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut calls = JoinSet::new();
     let mut buf = Vec::new();
     loop {
         while calls.try_join_next().is_some() {}
-        if *stop.borrow() {
+        if *stop.borrow() || wr.broken.load(Ordering::Relaxed) {
             break;
         }
         let slot = tokio::select! {
@@ -223,30 +229,41 @@ async fn connection(sock: TcpStream, shared: Arc<Shared>, mut stop: watch::Recei
         }
         let record = std::mem::take(&mut buf);
         let shared = Arc::clone(&shared);
-        let tx = tx.clone();
+        let wr = Arc::clone(&wr);
         calls.spawn(async move {
             let _slot = slot;
             if let Some(reply) = call(&shared, &record).await {
-                let _ = tx.send(reply).await;
+                wr.send(&reply).await;
             }
         });
     }
-    // Every call already read is answered; then the writer has nothing left to send.
+    // Every call already read is answered before the connection closes.
     while calls.join_next().await.is_some() {}
-    drop(tx);
-    let _ = writer.await;
+    let _ = wr.sock.lock().await.shutdown().await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Reply>) {
-    while let Some(reply) = rx.recv().await {
-        if let Err(e) = write_reply(&mut wr, &reply).await {
-            debug!(error = %e, "NFS reply not sent");
-            // Keep draining so callers are not blocked; the connection is gone.
-            while rx.recv().await.is_some() {}
+/// Bytes read from the socket at a time: a few small calls, or the start of a WRITE.
+const READ_BUFFER: usize = 64 << 10;
+
+/// The sending half of a connection, shared by its call tasks.
+struct ReplyWriter {
+    /// Held for the whole of one reply, so records never interleave.
+    sock: tokio::sync::Mutex<OwnedWriteHalf>,
+    /// A send failed: the connection is gone, later replies are dropped.
+    broken: AtomicBool,
+}
+
+impl ReplyWriter {
+    async fn send(&self, reply: &Reply) {
+        if self.broken.load(Ordering::Relaxed) {
             return;
         }
+        let mut sock = self.sock.lock().await;
+        if let Err(e) = write_reply(&mut *sock, reply).await {
+            debug!(error = %e, "NFS reply not sent");
+            self.broken.store(true, Ordering::Relaxed);
+        }
     }
-    let _ = wr.shutdown().await;
 }
 
 /// Writes a reply's head, tail and padding, with vectored writes (one system call when the
