@@ -105,6 +105,9 @@ struct State {
     durable: Seq,
     failed: Option<StoreError>,
     shutdown: bool,
+    /// The committer thread waits for an empty queue to fill (the only time a submit has
+    /// to wake it: while it lingers it wakes at its deadline by itself).
+    idle: bool,
 }
 
 struct Shared {
@@ -145,6 +148,7 @@ impl Committer {
                 durable: 0,
                 failed: None,
                 shutdown: false,
+                idle: false,
             }),
             work: Condvar::new(),
             done: Condvar::new(),
@@ -196,7 +200,7 @@ impl Committer {
         st.queue.push((seq, ops));
         // Wake the committer only when it waits for work or its batch is full; waking it
         // during its linger for every submit would cost a context switch each.
-        let wake = st.queue.len() == 1
+        let wake = (st.idle && st.queue.len() == 1)
             || st.queued_ops >= MAX_OPS_PER_COMMIT
             || st.queued_bytes >= MAX_BYTES_PER_COMMIT;
         drop(st);
@@ -426,14 +430,17 @@ fn run(shared: &Shared) {
         {
             let mut st = shared.state.lock();
             while st.queue.is_empty() && !st.shutdown {
+                st.idle = true;
                 shared.work.wait(&mut st);
             }
+            st.idle = false;
             if st.queue.is_empty() && st.shutdown {
                 return;
             }
             // Linger (while waits are frequent) until somebody waits, the batch is full, or
             // the window of the oldest queued transaction closed. A waiter that commits
-            // the queue itself (`Committer::commit_here`) starts a new window.
+            // the queue itself (`Committer::commit_here`) starts a new window: the deadline
+            // is taken again from the queue after every wake-up.
             let linger = st.last_wait.is_some_and(|t| t.elapsed() <= WAITED_RECENTLY);
             while linger
                 && !st.shutdown
@@ -442,10 +449,11 @@ fn run(shared: &Shared) {
                 && st.queued_ops < MAX_OPS_PER_COMMIT
                 && st.queued_bytes < MAX_BYTES_PER_COMMIT
             {
-                let since = st.queued_since.unwrap_or_else(std::time::Instant::now);
-                if shared.work.wait_until(&mut st, since + LINGER).timed_out() {
+                let deadline = st.queued_since.unwrap_or_else(std::time::Instant::now) + LINGER;
+                if std::time::Instant::now() >= deadline {
                     break;
                 }
+                shared.work.wait_until(&mut st, deadline);
             }
         }
         // C2: a batch is taken and committed under `commits` (a waiter may have committed
