@@ -11,7 +11,7 @@ use std::sync::Arc;
 use nokv_core::object::MemObjectStore;
 use nokv_core::store::MemStore;
 use nokv_core::{
-    Caller, ErrorKind, FileId, FileType, Fs, FsOptions, RenameFlags, SetAttr, XattrMode,
+    Caller, ErrorKind, FileId, FileType, Fs, FsOptions, RenameFlags, SetAttr, XattrMode, INLINE_MAX,
 };
 use proptest::prelude::*;
 
@@ -39,7 +39,7 @@ enum Op {
 }
 
 fn offset() -> impl Strategy<Value = u64> {
-    prop_oneof![9 => 0u64..70_000, 1 => 0u64..9_000_000]
+    prop_oneof![9 => 0u64..(INLINE_MAX + INLINE_MAX / 4), 1 => 0u64..9_000_000]
 }
 
 fn op() -> impl Strategy<Value = Op> {

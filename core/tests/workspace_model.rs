@@ -23,6 +23,7 @@ use nokv_core::store::MemStore;
 use nokv_core::workspace::{Change, GcOptions};
 use nokv_core::{
     Caller, ErrorKind, FileId, FileType, Fs, FsOptions, OpenFlags, RenameFlags, SetAttr, XattrMode,
+    INLINE_MAX,
 };
 use proptest::prelude::*;
 
@@ -62,9 +63,9 @@ fn op() -> impl Strategy<Value = Op> {
     let s = 0usize..64;
     let n = 0..NAMES.len();
     prop_oneof![
-        8 => (v.clone(), s.clone(), n.clone(), prop_oneof![19 => 0u64..20_000, 1 => 0u64..6_000_000], prop_oneof![19 => 1u32..3000, 1 => 1u32..4_500_000], any::<u8>())
+        8 => (v.clone(), s.clone(), n.clone(), prop_oneof![19 => 0u64..(2 * INLINE_MAX), 1 => 0u64..6_000_000], prop_oneof![19 => 1u32..12_000, 1 => 1u32..4_500_000], any::<u8>())
             .prop_map(|(a, b, c, d, e, f)| Op::Write(a, b, c, d, e, f)),
-        2 => (v.clone(), s.clone(), prop_oneof![0u64..5000, 0u64..5_000_000]).prop_map(|(a, b, c)| Op::Truncate(a, b, c)),
+        2 => (v.clone(), s.clone(), prop_oneof![0u64..(INLINE_MAX + INLINE_MAX / 4), 0u64..5_000_000]).prop_map(|(a, b, c)| Op::Truncate(a, b, c)),
         3 => (v.clone(), s.clone(), n.clone()).prop_map(|(a, b, c)| Op::Mkdir(a, b, c)),
         1 => (v.clone(), s.clone(), n.clone(), any::<u8>()).prop_map(|(a, b, c, d)| Op::Symlink(a, b, c, d)),
         3 => (v.clone(), s.clone()).prop_map(|(a, b)| Op::Remove(a, b)),

@@ -508,7 +508,7 @@ async fn snapshot_of_a_fork_survives_truncate_in_the_fork() {
     write_file(&fs, "/base/c", b"x").await;
     let c = fs.resolve("/base/c").unwrap();
     let grow = crate::types::SetAttr {
-        size: Some(8193),
+        size: Some(crate::INLINE_MAX + 1),
         ..Default::default()
     };
     fs.setattr(c, &grow, &ROOT).await.unwrap();
@@ -518,7 +518,7 @@ async fn snapshot_of_a_fork_survives_truncate_in_the_fork() {
     fs.write(fc, 0, &[1u8; 854]).await.unwrap();
     fs.release(fc).await.unwrap();
     let mut want = vec![1u8; 854];
-    want.resize(8193, 0);
+    want.resize(crate::INLINE_MAX as usize + 1, 0);
     assert_eq!(read_file(&fs, "/f1/c").await, want);
     fs.snapshot("/f1", Some("s")).await.unwrap();
     assert_eq!(read_file(&fs, "/.nokv/snapshots/f1@s/c").await, want);
