@@ -39,7 +39,7 @@ enum Op {
 }
 
 fn offset() -> impl Strategy<Value = u64> {
-    prop_oneof![9 => 0u64..(INLINE_MAX + INLINE_MAX / 4), 1 => 0u64..9_000_000]
+    prop_oneof![9 => 0u64..(8 * INLINE_MAX), 1 => 0u64..9_000_000]
 }
 
 fn op() -> impl Strategy<Value = Op> {

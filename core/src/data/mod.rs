@@ -32,11 +32,8 @@ pub const BLOCK_SIZE: usize = 4 << 20;
 pub const BLOCKS_PER_CHUNK: usize = 16;
 /// Size of a chunk (the unit of metadata for file data).
 pub const CHUNK_SIZE: u64 = (BLOCK_SIZE * BLOCKS_PER_CHUNK) as u64;
-/// Files up to this size are stored inline in their inode record. 56 KiB keeps the largest
-/// inode record below the stores' 64 KiB value limit (`store::MAX_VALUE_LEN`) and holds
-/// about 95% of the files of a source tree, which then cost no object and no object fsync
-/// (decision 0014).
-pub const INLINE_MAX: u64 = 56 * 1024;
+/// Files up to this size are stored inline in their inode record.
+pub const INLINE_MAX: u64 = 8 * 1024;
 
 /// How a volume names its block objects; recorded in the volume's metadata when it is
 /// formatted (decision 0013), so that a volume keeps the layout it was written with.
