@@ -233,11 +233,21 @@ impl MetaStore for RedbStore {
         let from = start.max(prefix);
         let (recent, txn) = {
             let mem = self.mem.read();
-            let recent: Vec<(Vec<u8>, Option<Vec<u8>>)> = mem
-                .range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            // Only up to the `limit`-th live row: the result cannot reach past it, and the
+            // memtable may hold many deletions of superseded versions of one record (a
+            // directory's inode after thousands of creates in it) right after its newest
+            // version, which is all a versioned read needs.
+            let mut recent: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            let mut live = 0;
+            for (k, v) in
+                mem.range::<[u8], _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+            {
+                if live == limit || !k.starts_with(prefix) {
+                    break;
+                }
+                live += usize::from(v.is_some());
+                recent.push((k.clone(), v.clone()));
+            }
             // Begun under the lock: redb and the copy show one state (module docs).
             (recent, self.db.begin_read().map_err(|e| self.err(e))?)
         };
@@ -537,7 +547,13 @@ mod tests {
             }
             b.put(format!("q{i}").into_bytes(), vec![1]); // outside the scanned prefix
             assert!(store.commit(&b).unwrap());
-            for (start, limit) in [(&b"p"[..], 1000), (&b"p010"[..], 5), (&b"p049"[..], 3)] {
+            for (start, limit) in [
+                (&b"p"[..], 1000),
+                (&b"p"[..], 1),
+                (&b"p"[..], 2),
+                (&b"p010"[..], 5),
+                (&b"p049"[..], 3),
+            ] {
                 let got = store.scan(b"p", start, limit).unwrap();
                 let want: Vec<(Vec<u8>, Vec<u8>)> = model
                     .range(start.to_vec()..)
@@ -561,6 +577,40 @@ mod tests {
         let all: BTreeMap<Vec<u8>, Vec<u8>> =
             store.scan(b"p", b"", 1000).unwrap().into_iter().collect();
         assert_eq!(all, model);
+    }
+
+    /// The shape of a versioned read after many updates of one record: its newest version
+    /// first, then the deletions of the versions it superseded (in the memtable), shadowing
+    /// rows that reached redb at a checkpoint. Limited scans stop at the limit-th live row and
+    /// still never return a deleted one.
+    #[test]
+    fn limited_scans_over_many_memtable_deletions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let key = |n: u32| format!("v{n:05}").into_bytes();
+        // Versions 100..=1000 reach redb (the store checkpoints as it goes and here).
+        let mut b = Batch::new();
+        for n in 100..=1000 {
+            b.put(key(n), n.to_be_bytes().to_vec());
+        }
+        assert!(store.commit(&b).unwrap());
+        store.checkpoint().unwrap();
+        // One commit: a newer version 50, every old one deleted but 700 and 1000.
+        let mut b = Batch::new();
+        b.put(key(50), 50u32.to_be_bytes().to_vec());
+        for n in (100..1000).filter(|n| *n != 700) {
+            b.delete(key(n));
+        }
+        assert!(store.commit(&b).unwrap());
+        let row = |n: u32| (key(n), n.to_be_bytes().to_vec());
+        assert_eq!(store.scan(b"v", b"", 1).unwrap(), vec![row(50)]);
+        assert_eq!(store.scan(b"v", b"", 2).unwrap(), vec![row(50), row(700)]);
+        assert_eq!(
+            store.scan(b"v", b"", 10).unwrap(),
+            vec![row(50), row(700), row(1000)]
+        );
+        assert_eq!(store.scan(b"v", &key(51), 1).unwrap(), vec![row(700)]);
+        assert_eq!(store.scan(b"v", &key(701), 5).unwrap(), vec![row(1000)]);
     }
 
     /// A crash image taken between checkpoints (the files copied while the store is open
