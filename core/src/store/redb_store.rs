@@ -588,7 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
         let key = |n: u32| format!("v{n:05}").into_bytes();
-        // Versions 100..=1000 reach redb (the store checkpoints as it goes and here).
+        // Versions 100..=1000 reach redb at a checkpoint.
         let mut b = Batch::new();
         for n in 100..=1000 {
             b.put(key(n), n.to_be_bytes().to_vec());
